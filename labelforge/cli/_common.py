@@ -1,0 +1,103 @@
+"""Pieces every command shares: options defined once, error handling, rich progress bars."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress as RichBar,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ..errors import USER_ERRORS
+from ..progress import Progress, ProgressTask
+
+console = Console()
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# -- options used by several commands -------------------------------------------------------------
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in the output folder.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same output.")]
+WorkersOpt = Annotated[
+    int, typer.Option("--workers", "-j", help="Worker processes (0: all cores).", min=0, show_default=True)
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
+LabelSpaceOpt = Annotated[
+    str, typer.Option("--label-space", help="Label space: 'cityscapes' or a label-space JSON file.")
+]
+
+
+def handle_errors(fn: F) -> F:
+    """Turn labelforge's input errors into one line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted; finished parts are kept, rerun with --resume to continue")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _RichTask(ProgressTask):
+    def __init__(self, bar: RichBar, task_id: Any) -> None:
+        self._bar, self._id = bar, task_id
+
+    def advance(self, n: int = 1, **fields: Any) -> None:
+        info = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
+        self._bar.update(self._id, advance=n, info=info)
+
+    def close(self) -> None:
+        self._bar.stop()
+
+
+class RichProgress(Progress):
+    """Rich progress bars with rate and ETA, drawn on stderr so stdout stays machine-readable."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def task(self, description: str, total: int | None = None) -> ProgressTask:
+        bar = RichBar(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=err_console,
+            transient=False,
+            disable=self.quiet,
+        )
+        bar.start()
+        return _RichTask(bar, bar.add_task(description, total=total, info=""))
+
+    def log(self, message: str) -> None:
+        err_console.print(message)
+
+
+def resolve_workers(workers: int) -> int:
+    import os
+
+    return workers if workers > 0 else (os.cpu_count() or 1)

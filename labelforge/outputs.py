@@ -1,0 +1,65 @@
+"""Output folders that appear atomically or resume cleanly.
+
+Every command that writes follows one rule set (see docs/design.md, "Outputs"):
+
+* a finished output folder holds a ``_SUCCESS`` marker (written last, atomically);
+* an existing finished output is refused unless ``overwrite`` is set;
+* an existing unfinished output is refused unless ``resume`` (continue) or ``overwrite`` is set;
+* single files are written to a temporary name in the same folder, fsynced and renamed.
+
+Example:
+    >>> from labelforge.outputs import prepare_output, mark_finished  # doctest: +SKIP
+    >>> out = prepare_output("runs/a", overwrite=False, resume=False)  # doctest: +SKIP
+    >>> mark_finished(out)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from cityscapes_tools.io import atomic_write_bytes
+
+from .errors import OutputExistsError
+
+__all__ = ["SUCCESS", "prepare_output", "mark_finished", "is_finished", "atomic_write_json", "atomic_write_text"]
+
+SUCCESS = "_SUCCESS"
+
+
+def is_finished(out: str | Path) -> bool:
+    return (Path(out) / SUCCESS).exists()
+
+
+def prepare_output(out: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:
+    """Make ``out`` ready to write into and return it.
+
+    Raises :class:`OutputExistsError` when ``out`` already holds work and the caller did not say
+    what to do with it. ``resume`` on a finished output is allowed (there is nothing left to do).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(out, "output path exists and is not a directory")
+    has_content = out.is_dir() and any(out.iterdir())
+    if has_content and overwrite:
+        shutil.rmtree(out)
+    elif has_content and not resume:
+        if is_finished(out):
+            raise OutputExistsError(out, "output already finished; pass --overwrite to replace it")
+        raise OutputExistsError(out, "output holds unfinished work; pass --resume to continue or --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def mark_finished(out: str | Path, info: dict[str, Any] | None = None) -> None:
+    atomic_write_json(Path(out) / SUCCESS, info or {})
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
