@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .io import write_png
 from .labels import colorize
 from .layout import SamplePaths, sample_paths
-from .io import write_png
 
 __all__ = ["write_sample"]
 

@@ -51,12 +51,17 @@ def make_grid(
             grid[y + cap_h : y + cap_h + h, x : x + w] = _fit(img, h, w)
             text = captions[r][c] if captions and r < len(captions) and c < len(captions[r]) else ""
             if text:
-                cv2.putText(grid, text, (x + 1, y + cap_h - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
+                cv2.putText(
+                    grid, text, (x + 1, y + cap_h - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA
+                )
     return grid
 
 
 def save_grid(
-    path: str | Path, rows: list[list[np.ndarray]], captions: list[list[str]] | None = None, cell_width: int | None = None
+    path: str | Path,
+    rows: list[list[np.ndarray]],
+    captions: list[list[str]] | None = None,
+    cell_width: int | None = None,
 ) -> Path:
     """Write :func:`make_grid` atomically as a PNG and return its path."""
     write_png(path, make_grid(rows, captions, cell_width), rgb=True)

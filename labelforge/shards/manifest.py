@@ -1,0 +1,92 @@
+"""Shard-dir metadata: the manifest and the per-shard entries it lists (see docs/formats.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..outputs import atomic_write_json
+
+__all__ = [
+    "SHARD_SCHEMA",
+    "MANIFEST_SCHEMA",
+    "MANIFEST",
+    "shard_name",
+    "file_sha256",
+    "read_manifest",
+    "write_manifest",
+    "entry_from_file",
+]
+
+SHARD_SCHEMA = "labelforge.shard/1"
+MANIFEST_SCHEMA = "labelforge.shards/1"
+MANIFEST = "manifest.json"
+_REQUIRED = ("labelspace", "method", "config", "seed", "height", "width", "has_image", "samples_per_shard", "total")
+
+
+def shard_name(shard_id: int) -> str:
+    return f"shard-{shard_id:05d}.h5"
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(shard_dir: str | Path) -> dict[str, Any]:
+    """Read and check ``manifest.json``; every problem is an InputError naming the file."""
+    shard_dir = Path(shard_dir)
+    path = shard_dir / MANIFEST
+    if not shard_dir.exists():
+        raise InputError(shard_dir, "shard dir does not exist")
+    if not path.is_file():
+        raise InputError(shard_dir, "not a shard dir (no manifest.json)")
+    try:
+        man = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"unreadable manifest ({exc})") from None
+    if not isinstance(man, dict) or man.get("schema") != MANIFEST_SCHEMA:
+        found = man.get("schema") if isinstance(man, dict) else type(man).__name__
+        raise InputError(path, f"unknown manifest schema {found!r} (expected {MANIFEST_SCHEMA!r})")
+    missing = [k for k in (*_REQUIRED, "shards") if k not in man]
+    if missing:
+        raise InputError(path, f"manifest lacks {', '.join(missing)}")
+    return man
+
+
+def write_manifest(shard_dir: str | Path, meta: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+    """Atomically (re)write the manifest: ``meta`` plus the finished shards sorted by first index."""
+    man = {"schema": MANIFEST_SCHEMA, **meta, "shards": sorted(entries, key=lambda e: e["first_index"])}
+    man["count"] = int(sum(e["count"] for e in man["shards"]))
+    man["complete"] = man["count"] == meta["total"]
+    atomic_write_json(Path(shard_dir) / MANIFEST, man)
+
+
+def entry_from_file(path: str | Path) -> dict[str, Any]:
+    """The manifest entry of a finished shard, rebuilt from the file itself (attributes + checksum)."""
+    import h5py
+
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = dict(f.attrs)
+    except OSError as exc:
+        raise InputError(path, f"unreadable shard ({exc})") from None
+    return {
+        "file": path.name,
+        "first_index": int(attrs["first_index"]),
+        "count": int(attrs["count"]),
+        "bytes": path.stat().st_size,
+        "sha256": file_sha256(path),
+        "pixel_counts": np.asarray(attrs["pixel_counts"]).astype(int).tolist(),
+        "image_counts": np.asarray(attrs["image_counts"]).astype(int).tolist(),
+        "instance_counts": np.asarray(attrs["instance_counts"]).astype(int).tolist(),
+    }

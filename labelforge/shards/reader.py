@@ -1,0 +1,150 @@
+"""ShardSet: read a shard dir (manifest + HDF5 shards) with lazily opened, fork-safe handles.
+
+Example:
+    >>> from labelforge.shards import ShardSet  # doctest: +SKIP
+    >>> ss = ShardSet("out/compose-wall")  # doctest: +SKIP
+    >>> s = ss[0]; s["key"], s["label"].shape  # doctest: +SKIP
+    ('lfoverlay_000000_000000', (256, 512))
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..labelspace import LabelSpace
+from .manifest import file_sha256, read_manifest
+
+__all__ = ["ShardSet"]
+
+
+class ShardSet:
+    """The samples of one shard dir, in index order. ``require_complete`` refuses unfinished dirs."""
+
+    def __init__(self, path: str | Path, *, require_complete: bool = True) -> None:
+        self.path = Path(path)
+        self.manifest = read_manifest(self.path)
+        man = self.manifest
+        if require_complete and not man.get("complete", False):
+            raise InputError(self.path, f"unfinished shard dir ({man.get('count', 0)} of {man['total']} samples)")
+        self.label_space = LabelSpace.from_dict(man["labelspace"])
+        self.method: str = man["method"]
+        self.config: dict[str, Any] = man["config"]
+        self.seed: int = man["seed"]
+        self.height: int = man["height"]
+        self.width: int = man["width"]
+        self.has_image: bool = man["has_image"]
+        self.shards: list[dict[str, Any]] = man["shards"]
+        for e in self.shards:
+            if not (self.path / e["file"]).is_file():
+                raise InputError(self.path / e["file"], "shard listed in manifest.json is missing")
+        self._starts = np.cumsum([0] + [e["count"] for e in self.shards]).tolist()
+        self._handles: dict[int, Any] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __repr__(self) -> str:
+        return f"ShardSet({str(self.path)!r}, samples={len(self)}, method={self.method!r}, image={self.has_image})"
+
+    # -- class counts from the manifest (no sample is decoded) --------------------------------------
+    def _sum(self, field: str) -> np.ndarray:
+        out = np.zeros(self.label_space.num_ids, np.int64)
+        for e in self.shards:
+            out += np.asarray(e[field], np.int64)
+        return out
+
+    def pixel_counts(self) -> np.ndarray:
+        return self._sum("pixel_counts")
+
+    def image_counts(self) -> np.ndarray:
+        return self._sum("image_counts")
+
+    def instance_counts(self) -> np.ndarray:
+        return self._sum("instance_counts")
+
+    # -- sample access -----------------------------------------------------------------------------
+    def _file(self, j: int) -> Any:
+        import h5py
+
+        if self._pid != os.getpid():  # forked: never share an HDF5 handle with the parent
+            self._handles, self._pid = {}, os.getpid()
+        f = self._handles.get(j)
+        if f is None:
+            path = self.path / self.shards[j]["file"]
+            try:
+                f = self._handles[j] = h5py.File(path, "r")
+            except OSError as exc:
+                raise InputError(path, f"unreadable shard ({exc})") from None
+        return f
+
+    def locate(self, i: int) -> tuple[int, int]:
+        """(shard position, row in shard) of the i-th sample."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"sample {i} out of range for {len(self)} samples")
+        j = bisect.bisect_right(self._starts, i) - 1
+        return j, i - self._starts[j]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        j, r = self.locate(i)
+        f = self._file(j)
+        return {
+            "key": f["key"][r].decode() if isinstance(f["key"][r], bytes) else str(f["key"][r]),
+            "label": f["label"][r],
+            "instance": f["instance"][r],
+            "image": f["image"][r] if "image" in f else None,
+            "provenance": json.loads(f["provenance"][r]),
+            "index": int(f["index"][r]),
+        }
+
+    def iter_shard(self, j: int) -> Iterator[dict[str, Any]]:
+        """The samples of shard ``j`` in order, read one chunk at a time."""
+        f = self._file(j)
+        keys = f["key"].asstr()[()]
+        prov = f["provenance"].asstr()[()]
+        index = f["index"][()]
+        has_image = "image" in f
+        for r in range(len(keys)):
+            yield {
+                "key": keys[r],
+                "label": f["label"][r],
+                "instance": f["instance"][r],
+                "image": f["image"][r] if has_image else None,
+                "provenance": json.loads(prov[r]),
+                "index": int(index[r]),
+            }
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for j in range(len(self.shards)):
+            yield from self.iter_shard(j)
+
+    def keys(self) -> list[str]:
+        out: list[str] = []
+        for j in range(len(self.shards)):
+            out.extend(self._file(j)["key"].asstr()[()].tolist())
+        return out
+
+    def verify(self) -> None:
+        """Check every shard's size and sha256 against the manifest; InputError names the first bad one."""
+        for e in self.shards:
+            path = self.path / e["file"]
+            if path.stat().st_size != e["bytes"] or file_sha256(path) != e["sha256"]:
+                raise InputError(path, "checksum mismatch: the shard is corrupt or was changed after writing")
+
+    def close(self) -> None:
+        for f in self._handles.values():
+            f.close()
+        self._handles = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handles"] = {}  # h5py handles do not travel to other processes
+        return state
