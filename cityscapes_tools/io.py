@@ -25,6 +25,9 @@ from .labels import NUM_IDS
 __all__ = ["read_png", "read_label", "read_instance", "read_image", "encode_png", "write_png", "atomic_write_bytes"]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# mkstemp creates 0600 files; written outputs should get the usual mode (0666 less the umask).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def read_png(path: str | Path) -> np.ndarray:
@@ -98,6 +101,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -68,6 +68,12 @@ class _RichTask(ProgressTask):
         info = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
         self._bar.update(self._id, advance=n, info=info)
 
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is not None:
+            # On failure the bar vanishes, so the error stays the one line the user reads.
+            self._bar.live.transient = True
+        self.close()
+
     def close(self) -> None:
         self._bar.stop()
 
