@@ -1,0 +1,32 @@
+"""Compose new label maps in which rare classes appear more often (Liu et al., Sections 2.2 and 3.2).
+
+``segments`` extracts and caches the donor segments of a split, ``placement`` decides where a segment
+may go, ``methods`` composes one sample (overlay, multi, reconstruct, identity; optionally copy-paste
+photos), ``base`` draws or derives reconstruct bases, ``run`` writes whole runs into shards.
+See docs/compose.md.
+
+Example:
+    >>> from labelforge.compose import ComposeConfig, run_compose  # doctest: +SKIP
+    >>> run_compose(ComposeConfig(root="data/mini", out="out/wall", classes=("wall",), count=10))  # doctest: +SKIP
+"""
+
+from .methods import METHODS, ComposeContext, ComposedSample, compose_sample, sample_key
+from .run import ComposeConfig, ComposeResult, plan_compose, run_compose, supplement_count, write_preview
+from .segments import SegmentIndex, default_cache_dir, load_segment_index
+
+__all__ = [
+    "METHODS",
+    "ComposeConfig",
+    "ComposeContext",
+    "ComposeResult",
+    "ComposedSample",
+    "SegmentIndex",
+    "compose_sample",
+    "default_cache_dir",
+    "load_segment_index",
+    "plan_compose",
+    "run_compose",
+    "sample_key",
+    "supplement_count",
+    "write_preview",
+]

@@ -1,0 +1,352 @@
+"""``labelforge compose``: plan a run, compose samples in parallel, write them into shards, preview.
+
+Workers (a fork pool) compose samples in index order; the main process is the only writer. Sample
+``i`` depends only on ``(seed, i)`` and the dataset, so the shards are byte-identical whatever
+``workers`` is and however often the run was interrupted and resumed.
+
+Example:
+    >>> from labelforge.compose import ComposeConfig, run_compose  # doctest: +SKIP
+    >>> cfg = ComposeConfig(root="data/mini", out="out/wall", method="overlay", classes=("wall",), count=100)
+    >>> run_compose(cfg).samples  # doctest: +SKIP
+    100
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..dataset import open_dataset
+from ..errors import InputError, LabelforgeError, OutputExistsError
+from ..labelspace import LabelSpace, get_label_space
+from ..outputs import is_finished
+from ..progress import NullProgress, Progress
+from ._pool import imap_ordered
+from .methods import METHODS, ComposeContext, compose_sample
+from .placement import ClassGroups, PlacementRules
+from .segments import load_segment_index
+from .targets import recommended_classes, stats_target, target_weights
+
+__all__ = ["ComposeConfig", "ComposeResult", "plan_compose", "run_compose", "write_preview", "supplement_count"]
+
+PREVIEW = "preview.png"
+
+
+@dataclass(frozen=True)
+class ComposeConfig:
+    """Everything ``labelforge compose`` was asked to do (options map onto fields one to one)."""
+
+    root: Path
+    out: Path
+    method: str = "overlay"
+    classes: tuple[str, ...] = ()
+    classes_auto: bool = False  # take recommendation.classes from ``stats``
+    stats: Path | None = None
+    target: str = "uniform"  # reconstruct: uniform | inverse | path to a stats.json
+    count: int | None = None
+    ratio: float | None = None  # share of composed maps in the final training set
+    split: str = "train"
+    seed: int = 0
+    workers: int = 1
+    shift: float = 0.0
+    flip: bool = False
+    protect: tuple[str, ...] = ()
+    min_area: int = 100
+    min_contact: float = 0.8
+    min_visible: float = 0.5
+    retries: int = 10
+    per_map: int = 6
+    base: str = "derived"  # reconstruct: derived | drawn
+    copy_paste: bool = False
+    samples_per_shard: int = 64
+    preview: int = 0
+    cache_dir: Path | None = None
+    label_space: str = "cityscapes"
+    overwrite: bool = False
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class ComposeResult:
+    out: Path
+    samples: int  # planned (and, on return, present)
+    written: int  # written by this call
+    skipped: int  # pastes skipped by this call (no plausible placement)
+    classes: list[str]
+    shards: int
+    segments: int
+    index_cached: bool
+    seconds: float
+    preview: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def supplement_count(ratio: float, originals: int) -> int:
+    """Composed maps N making up share ``ratio`` of originals + N: ``N = R / (1 - R) * originals``, rounded."""
+    if not 0.0 < ratio < 1.0:
+        raise LabelforgeError(f"--ratio must lie strictly between 0 and 1, got {ratio}")
+    return int(round(ratio / (1.0 - ratio) * originals))
+
+
+def _check_output(out: Path, overwrite: bool, resume: bool) -> None:
+    """The refusals of outputs.prepare_output, without touching anything (the index may take a while)."""
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(out, "output path exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
+        if is_finished(out):
+            raise OutputExistsError(out, "output already finished; pass --overwrite to replace it")
+        raise OutputExistsError(out, "output holds unfinished work; pass --resume to continue or --overwrite")
+
+
+def _class_names(cfg: ComposeConfig, ls: LabelSpace) -> list[str]:
+    if cfg.classes_auto:
+        if cfg.stats is None:
+            raise LabelforgeError("--classes auto needs --stats STATS_JSON (written by labelforge stats)")
+        names = recommended_classes(cfg.stats, ls)
+    else:
+        names = []
+        for n in cfg.classes:
+            try:
+                names.append(ls.get(n).name)
+            except LabelforgeError:
+                raise LabelforgeError(f"unknown class {n!r}; valid: {', '.join(ls.class_names)}") from None
+    evaluated = {c.name for c in ls.eval_classes}
+    for n in names:
+        if n not in evaluated:
+            raise LabelforgeError(
+                f"class {n!r} is not evaluated, so it cannot be targeted; valid: {', '.join(ls.class_names)}"
+            )
+    return list(dict.fromkeys(names))  # unique, order kept
+
+
+def _validate(cfg: ComposeConfig, ls: LabelSpace, names: list[str]) -> None:
+    if cfg.method not in METHODS:
+        raise LabelforgeError(f"unknown method {cfg.method!r}; valid: {', '.join(METHODS)}")
+    if cfg.count is not None and cfg.ratio is not None:
+        raise LabelforgeError("give --count or --ratio, not both")
+    if cfg.count is not None and cfg.count < 1:
+        raise LabelforgeError(f"--count must be at least 1, got {cfg.count}")
+    if cfg.ratio is not None:
+        supplement_count(cfg.ratio, 1)  # range check
+    if cfg.method == "overlay" and len(names) != 1:
+        raise LabelforgeError(f"overlay pastes one class; got {len(names)} (use --method multi for several)")
+    if cfg.method == "multi" and not names:
+        raise LabelforgeError("multi needs classes: --class NAME (repeatable) or --classes auto --stats FILE")
+    if cfg.method == "reconstruct":
+        if cfg.copy_paste:
+            raise LabelforgeError("--copy-paste needs the base map's photo; reconstruct bases have none")
+        if cfg.base not in ("derived", "drawn"):
+            raise LabelforgeError(f"--base must be derived or drawn, got {cfg.base!r}")
+        if cfg.target not in ("uniform", "inverse") and not Path(cfg.target).is_file():
+            raise InputError(cfg.target, "--target is neither uniform, inverse nor an existing stats.json")
+        if cfg.per_map < 1:
+            raise LabelforgeError(f"--per-map must be at least 1, got {cfg.per_map}")
+    if not 0.0 <= cfg.shift <= 1.0:
+        raise LabelforgeError(f"--shift is a share of the width in 0..1, got {cfg.shift}")
+    for n in cfg.protect:
+        ls.get(n)
+    if cfg.samples_per_shard < 1 or cfg.min_area < 1 or cfg.retries < 1:
+        raise LabelforgeError("--samples-per-shard, --min-area and --retries must be at least 1")
+
+
+def plan_compose(
+    cfg: ComposeConfig, progress: Progress | None = None
+) -> tuple[ComposeContext, int, dict[str, Any], bool]:
+    """Check the request, load (or build) the segment index and fix what every sample draws from.
+
+    Returns (context, number of samples, the config stored in the shards, index came from the cache).
+    Raises LabelforgeError/InputError before anything is written.
+    """
+    progress = progress or NullProgress()
+    ls = get_label_space(cfg.label_space)
+    names = _class_names(cfg, ls)
+    _validate(cfg, ls, names)
+    _check_output(Path(cfg.out), cfg.overwrite, cfg.resume)
+    ds = open_dataset(cfg.root, ls)
+    samples = ds.samples(cfg.split, require_images=cfg.copy_paste)
+    if cfg.copy_paste and any(s.image is None for s in samples):
+        raise InputError(ds.root, "--copy-paste needs photos (leftImg8bit) for every map")
+    index, cached = load_segment_index(
+        ds, cfg.split, min_area=cfg.min_area, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=progress
+    )
+    n_maps = len(index.keys)
+    ids = [ls.get(n).id for n in names]
+    where = f"split {cfg.split!r} of {cfg.root}"
+    for n, c in zip(names, ids, strict=True):
+        if cfg.method in ("overlay", "multi") and index.by_class(c).size == 0:
+            raise InputError(cfg.root, f"class {n!r} has no segment of at least {cfg.min_area} px in {where}")
+    all_maps = np.arange(n_maps)
+    weights = None
+    if cfg.method == "overlay":
+        bases = np.flatnonzero(~index.presence[:, ids[0]])
+        if bases.size == 0:
+            raise InputError(cfg.root, f"every map of {where} already holds {names[0]!r}: no base map lacks it")
+    elif cfg.method == "multi":
+        lacking = np.flatnonzero(~index.presence[:, ids].all(axis=1))
+        bases = lacking if lacking.size else all_maps
+    else:
+        bases = all_maps
+    if cfg.method == "reconstruct":
+        base_group = set(ls.ids(list(ls.base)))
+        pool = ids or [c.id for c in ls.eval_classes]
+        ids = [c for c in pool if c not in base_group and index.by_class(c).size > 0]
+        if not ids:
+            raise InputError(cfg.root, f"no pasteable class (besides {', '.join(ls.base)}) has segments in {where}")
+        freq = index.image_frequency()[ids]
+        goal, kind = None, "frequency"
+        if cfg.target not in ("uniform", "inverse"):
+            kind, values = stats_target(cfg.target, ls)
+            goal = np.array([values.get(c, 0.0) for c in ids])
+        weights = target_weights(cfg.target, freq, n_maps=n_maps, goal=goal, kind=kind)
+        keep = weights > 0
+        ids, weights = [c for c, k in zip(ids, keep, strict=True) if k], weights[keep] / weights[keep].sum()
+        names = [ls.get(c).name for c in ids]
+    if cfg.method == "identity":
+        ids, names = [], []
+    total = cfg.count if cfg.count is not None else supplement_count(cfg.ratio if cfg.ratio else 0.5, n_maps)
+    if total < 1:
+        raise LabelforgeError(f"--ratio {cfg.ratio} of {n_maps} maps gives no sample; raise it or use --count")
+    rules = PlacementRules(
+        shift=cfg.shift, flip=cfg.flip, min_contact=cfg.min_contact, min_visible=cfg.min_visible, retries=cfg.retries
+    )
+    ctx = ComposeContext(
+        ds=ds,
+        samples=samples,
+        index=index,
+        method=cfg.method,
+        class_ids=tuple(ids),
+        bases=bases,
+        seed=cfg.seed,
+        groups=ClassGroups.build(ls, tuple(ls.get(n).name for n in cfg.protect)),
+        rules=rules,
+        weights=weights,
+        per_map=cfg.per_map,
+        base_kind=cfg.base,
+        copy_paste=cfg.copy_paste,
+    )
+    shard_config = {
+        "root": str(Path(cfg.root).resolve()),
+        "split": cfg.split,
+        "method": cfg.method,
+        "classes": names,
+        "class_weights": None if weights is None else [round(float(w), 6) for w in weights],
+        "target": cfg.target if cfg.method == "reconstruct" else None,
+        "count": total,
+        "ratio": cfg.ratio,
+        "originals": n_maps,
+        "shift": cfg.shift,
+        "flip": cfg.flip,
+        "protect": [ls.get(n).name for n in cfg.protect],
+        "min_area": cfg.min_area,
+        "min_contact": cfg.min_contact,
+        "min_visible": cfg.min_visible,
+        "retries": cfg.retries,
+        "per_map": cfg.per_map if cfg.method == "reconstruct" else None,
+        "base": cfg.base if cfg.method == "reconstruct" else None,
+        "copy_paste": cfg.copy_paste,
+        "segment_index": index.meta.get("fingerprint"),
+    }
+    return ctx, total, shard_config, cached
+
+
+# The context of the run in progress; forked workers inherit it instead of unpickling it per task.
+_CTX: ComposeContext | None = None
+_SHRINK = False  # send instance maps as uint16 (results cross a pipe only with several workers)
+
+
+def _work(i: int) -> tuple[str, np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
+    assert _CTX is not None
+    s = compose_sample(_CTX, i)
+    inst = s.instance
+    if _SHRINK and int(inst.min()) >= 0 and int(inst.max()) < 65536:
+        inst = inst.astype(np.uint16)  # half the bytes through the pipe; the writer stores int32 again
+    return s.key, s.label, inst, s.image, s.provenance
+
+
+def run_compose(cfg: ComposeConfig, progress: Progress | None = None) -> ComposeResult:
+    """Compose ``cfg``'s samples into a shard dir at ``cfg.out`` (resuming or overwriting as asked)."""
+    from ..shards import ShardWriter
+
+    global _CTX, _SHRINK
+    progress = progress or NullProgress()
+    t0 = time.perf_counter()
+    ctx, total, shard_config, cached = plan_compose(cfg, progress)
+    idx = ctx.index
+    written = skipped = 0
+    with ShardWriter(
+        cfg.out,
+        label_space=ctx.label_space,
+        method=cfg.method,
+        config=shard_config,
+        seed=cfg.seed,
+        total=total,
+        height=idx.height,
+        width=idx.width,
+        samples_per_shard=cfg.samples_per_shard,
+        with_image=cfg.copy_paste,
+        resume=cfg.resume,
+        overwrite=cfg.overwrite,
+    ) as writer:
+        todo = writer.pending()
+        if todo and todo[0] > 0:
+            progress.log(f"resuming at sample {todo[0]} of {total}")
+        _CTX, _SHRINK = ctx, cfg.workers > 1
+        try:
+            results = imap_ordered(_work, todo, workers=max(cfg.workers, 1), chunksize=2)
+            with progress.task(f"composing ({cfg.method})", total=len(todo)) as bar, closing(results):
+                for i, (key, label, instance, image, prov) in zip(todo, results, strict=False):
+                    writer.write(i, key=key, label=label, instance=instance, image=image, provenance=prov)
+                    written += 1
+                    skipped += int(prov["skipped"])
+                    bar.advance(1, skipped=skipped)
+        finally:
+            _CTX = None
+        n_shards = writer.num_shards
+    preview = write_preview(ctx, Path(cfg.out) / PREVIEW, min(cfg.preview, total)) if cfg.preview > 0 else None
+    return ComposeResult(
+        out=Path(cfg.out),
+        samples=total,
+        written=written,
+        skipped=skipped,
+        classes=list(shard_config["classes"]),
+        shards=n_shards,
+        segments=len(idx),
+        index_cached=cached,
+        seconds=time.perf_counter() - t0,
+        preview=preview,
+    )
+
+
+def write_preview(ctx: ComposeContext, path: Path, k: int) -> Path:
+    """A PNG grid of the first ``k`` samples: base map | composed map with pasted regions outlined (| photo)."""
+    import cv2
+
+    from ..preview import outline, save_grid
+
+    pal = ctx.label_space.palette
+    h, w = ctx.index.height, ctx.index.width
+    cw = min(w, 512)
+    ch = max(1, round(h * cw / w))
+
+    def small(img: np.ndarray) -> np.ndarray:
+        # Outline after downscaling, so the outline stays one visible pixel wide.
+        return cv2.resize(img, (cw, ch), interpolation=cv2.INTER_NEAREST) if (h, w) != (ch, cw) else img
+
+    rows, captions = [], []
+    for i in range(k):
+        s = compose_sample(ctx, i)
+        mask = small(s.pasted.astype(np.uint8)) > 0
+        row = [small(pal[s.base_label]), outline(small(pal[s.label]), mask)]
+        pasted = ", ".join(p["class"] for p in s.provenance["pasted"])
+        cap = [f"base {s.provenance['base'] or s.provenance['base_kind']}", f"+ {pasted}" if pasted else "unchanged"]
+        if s.image is not None:
+            row.append(outline(small(s.image), mask))
+            cap.append("copy-paste photo")
+        rows.append(row)
+        captions.append(cap)
+    return save_grid(path, rows, captions)
