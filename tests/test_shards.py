@@ -218,3 +218,33 @@ def test_torch_dataset_batches_across_dirs(tmp_path, label_space):
     assert [b["label"].shape for b in batches] == [(4, H, W), (4, H, W)]
     assert batches[1]["key"][-1] == make_sample(2)["key"]
     assert json.loads(batches[0]["provenance"][0]) == {"base": "b0", "pasted": []}
+
+
+def test_worker_side_encoding_writes_the_same_bytes(tmp_path, label_space):
+    from labelforge.shards import encode_sample
+
+    write_all(tmp_path / "ref", label_space, with_image=True)
+    with ShardWriter(tmp_path / "enc", label_space=label_space, method="test", config={"classes": ["car"]}, seed=1,
+                     total=7, height=H, width=W, samples_per_shard=3, with_image=True) as w:
+        for i in w.pending():
+            s = make_sample(i)
+            enc = encode_sample(s["label"], s["instance"], s["image"], num_ids=label_space.num_ids)
+            w.write(i, key=s["key"], encoded=enc, provenance=s["provenance"])
+    assert digest(tmp_path / "enc") == digest(tmp_path / "ref")
+
+
+def test_instance_counts_by_class():
+    from labelforge.shards import encode_sample
+
+    lab = np.full((4, 8), 7, np.uint8)
+    inst = lab.astype(np.int32)
+    inst[0, :3] = [26000, 26001, 26001]  # two cars
+    inst[1, :2] = [24005, 33000]  # a person and a bicycle
+    inst[2, 0] = 26  # a crowd region of cars: no instance id
+    lab[0, :3], lab[1, :2], lab[2, 0] = 26, (24, 33), 26
+    enc = encode_sample(lab, inst, None, num_ids=34)
+    assert enc.instance_counts[[24, 26, 33]].tolist() == [1, 2, 1] and enc.instance_counts.sum() == 4
+    assert enc.pixel_counts[26] == 4 and enc.max_label == 33
+    far = inst.copy()
+    far[3, 0] = 250_000  # ids far apart take the sorting path; same answer
+    assert encode_sample(lab, far, None, num_ids=34).instance_counts[[24, 26, 33]].tolist() == [1, 2, 1]

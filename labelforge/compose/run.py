@@ -26,6 +26,7 @@ from ..errors import InputError, LabelforgeError, OutputExistsError
 from ..labelspace import LabelSpace, get_label_space
 from ..outputs import is_finished
 from ..progress import NullProgress, Progress
+from ..shards.encode import EncodedSample, encode_sample
 from ._pool import imap_ordered
 from .methods import METHODS, ComposeContext, compose_sample
 from .placement import ClassGroups, PlacementRules
@@ -256,23 +257,21 @@ def plan_compose(
 
 # The context of the run in progress; forked workers inherit it instead of unpickling it per task.
 _CTX: ComposeContext | None = None
-_SHRINK = False  # send instance maps as uint16 (results cross a pipe only with several workers)
 
 
-def _work(i: int) -> tuple[str, np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
+def _work(i: int) -> tuple[str, EncodedSample, dict[str, Any]]:
+    """Compose sample ``i`` and encode it for its shard (compression and counting run in the worker)."""
     assert _CTX is not None
     s = compose_sample(_CTX, i)
-    inst = s.instance
-    if _SHRINK and int(inst.min()) >= 0 and int(inst.max()) < 65536:
-        inst = inst.astype(np.uint16)  # half the bytes through the pipe; the writer stores int32 again
-    return s.key, s.label, inst, s.image, s.provenance
+    enc = encode_sample(s.label, s.instance, s.image, num_ids=_CTX.label_space.num_ids)
+    return s.key, enc, s.provenance
 
 
 def run_compose(cfg: ComposeConfig, progress: Progress | None = None) -> ComposeResult:
     """Compose ``cfg``'s samples into a shard dir at ``cfg.out`` (resuming or overwriting as asked)."""
     from ..shards import ShardWriter
 
-    global _CTX, _SHRINK
+    global _CTX
     progress = progress or NullProgress()
     t0 = time.perf_counter()
     ctx, total, shard_config, cached = plan_compose(cfg, progress)
@@ -295,12 +294,12 @@ def run_compose(cfg: ComposeConfig, progress: Progress | None = None) -> Compose
         todo = writer.pending()
         if todo and todo[0] > 0:
             progress.log(f"resuming at sample {todo[0]} of {total}")
-        _CTX, _SHRINK = ctx, cfg.workers > 1
+        _CTX = ctx
         try:
             results = imap_ordered(_work, todo, workers=max(cfg.workers, 1), chunksize=2)
             with progress.task(f"composing ({cfg.method})", total=len(todo)) as bar, closing(results):
-                for i, (key, label, instance, image, prov) in zip(todo, results, strict=False):
-                    writer.write(i, key=key, label=label, instance=instance, image=image, provenance=prov)
+                for i, (key, enc, prov) in zip(todo, results, strict=False):
+                    writer.write(i, key=key, encoded=enc, provenance=prov)
                     written += 1
                     skipped += int(prov["skipped"])
                     bar.advance(1, skipped=skipped)

@@ -32,6 +32,7 @@ from .. import __version__
 from ..errors import InputError
 from ..labelspace import LabelSpace
 from ..outputs import mark_finished, prepare_output
+from .encode import EncodedSample, encode_sample
 from .manifest import MANIFEST, SHARD_SCHEMA, entry_from_file, read_manifest, shard_name, write_manifest
 
 __all__ = ["ShardWriter"]
@@ -67,22 +68,19 @@ class _OpenShard:
             else None
         )
 
-    def add(self, label: np.ndarray, instance: np.ndarray, image: np.ndarray | None, key: str, prov: str) -> None:
+    def add(self, enc: EncodedSample, key: str, prov: str) -> None:
         j = self.filled
-        self.label[j] = label
-        self.instance[j] = instance
+        # The chunks were deflated by whoever made the sample; store them as they are (filter mask 0 =
+        # "gzip applied"), so readers decode them with the standard filter.
+        self.label.id.write_direct_chunk((j, 0, 0), enc.label, 0)
+        self.instance.id.write_direct_chunk((j, 0, 0), enc.instance, 0)
         if self.image is not None:
-            self.image[j] = image
+            self.image.id.write_direct_chunk((j, 0, 0, 0), enc.image, 0)
         self.keys.append(key)
         self.prov.append(prov)
-        n = len(self.pixel_counts)
-        px = np.bincount(label.ravel(), minlength=n)[:n]
-        self.pixel_counts += px
-        self.image_counts += px > 0
-        things = instance[instance >= 1000]
-        if things.size:
-            cls = np.unique(things) // 1000
-            self.instance_counts += np.bincount(cls[cls < n], minlength=n)[:n]
+        self.pixel_counts += enc.pixel_counts
+        self.image_counts += enc.pixel_counts > 0
+        self.instance_counts += enc.instance_counts
         self.filled += 1
 
     def finish(self, w: ShardWriter) -> None:
@@ -237,26 +235,37 @@ class ShardWriter:
         index: int,
         *,
         key: str,
-        label: np.ndarray,
-        instance: np.ndarray,
         provenance: dict[str, Any] | str,
+        label: np.ndarray | None = None,
+        instance: np.ndarray | None = None,
         image: np.ndarray | None = None,
+        encoded: EncodedSample | None = None,
     ) -> None:
-        """Add sample ``index``; samples of a shard must come in index order."""
+        """Add sample ``index`` (samples of a shard must come in index order).
+
+        Pass the arrays, or ``encoded`` = :func:`~labelforge.shards.encode.encode_sample` of them made in a
+        worker process (the fast path for parallel producers).
+        """
         sid = index // self.samples_per_shard
         if sid not in self.shard_ids or sid in self._entries:
             raise ValueError(f"sample {index} belongs to shard {sid}, which this writer does not (or no longer) write")
         hw = (self.height, self.width)
-        if label.dtype != np.uint8 or label.shape != hw:
-            raise ValueError(f"{key}: label must be uint8 {hw}, got {label.dtype} {label.shape}")
-        if instance.shape != hw:
-            raise ValueError(f"{key}: instance must be {hw}, got {instance.shape}")
-        if self.with_image != (image is not None):
+        if encoded is None:
+            if label is None or instance is None:
+                raise ValueError(f"{key}: give label and instance, or encoded")
+            if label.dtype != np.uint8 or label.shape != hw:
+                raise ValueError(f"{key}: label must be uint8 {hw}, got {label.dtype} {label.shape}")
+            if instance.shape != hw:
+                raise ValueError(f"{key}: instance must be {hw}, got {instance.shape}")
+            if image is not None and (image.dtype != np.uint8 or image.shape != (*hw, 3)):
+                raise ValueError(f"{key}: image must be uint8 {(*hw, 3)}, got {image.dtype} {image.shape}")
+            encoded = encode_sample(label, instance, image, num_ids=self.label_space.num_ids)
+        if encoded.shape != hw:
+            raise ValueError(f"{key}: sample is {encoded.shape}, this shard dir holds {hw}")
+        if self.with_image != (encoded.image is not None):
             raise ValueError(f"{key}: this shard dir {'needs' if self.with_image else 'takes no'} images")
-        if image is not None and (image.dtype != np.uint8 or image.shape != (*hw, 3)):
-            raise ValueError(f"{key}: image must be uint8 {(*hw, 3)}, got {image.dtype} {image.shape}")
-        if int(label.max()) >= self.label_space.num_ids:
-            raise ValueError(f"{key}: label id {int(label.max())} outside label space {self.label_space.name!r}")
+        if encoded.max_label >= self.label_space.num_ids:
+            raise ValueError(f"{key}: label id {encoded.max_label} outside label space {self.label_space.name!r}")
         if key in self._keys:
             raise ValueError(f"duplicate sample key {key!r}")
         op = self._open
@@ -271,7 +280,7 @@ class ShardWriter:
             raise ValueError(f"expected sample {op.first + op.filled}, got {index}")
         self._keys.add(key)
         prov = provenance if isinstance(provenance, str) else json.dumps(provenance, sort_keys=True)
-        op.add(label, instance.astype(np.int32, copy=False), image, key, prov)
+        op.add(encoded, key, prov)
         if op.filled == op.count:
             op.finish(self)
             self._open = None
