@@ -21,3 +21,7 @@ class DatasetFormatError(CityscapesError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        # Rebuild from (path, problem) so the error crosses process boundaries (worker pools) intact.
+        return (type(self), (self.path, self.problem))

@@ -24,6 +24,10 @@ class InputError(LabelforgeError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        # Rebuild from (path, problem) so the error crosses process boundaries (worker pools) intact.
+        return (type(self), (self.path, self.problem))
+
 
 class OutputExistsError(InputError):
     """The output already holds a finished (or unfinished) result and neither overwrite nor resume was asked."""

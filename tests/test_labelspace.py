@@ -67,3 +67,13 @@ def test_output_rules(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(OutputExistsError, match="not a directory"):
         prepare_output(tmp_path / "f")
+
+
+def test_input_errors_survive_pickling():
+    import pickle
+
+    from cityscapes_tools.errors import DatasetFormatError
+
+    for err in (InputError("a/b.png", "truncated"), OutputExistsError("o", "exists"), DatasetFormatError("x", "bad")):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err) and back.path == err.path
