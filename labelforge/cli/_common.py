@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -24,7 +25,9 @@ from rich.progress import (
 from ..errors import USER_ERRORS
 from ..progress import Progress, ProgressTask
 
-console = Console()
+# Without a terminal (pipes, CI logs) rich would squeeze tables into 80 columns; give them room.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
