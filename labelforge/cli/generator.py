@@ -1,0 +1,175 @@
+"""``labelforge train-generator`` and ``labelforge render``: the pix2pixHD data generator.
+
+Both bodies only parse options into frozen configs and call one library function
+(:func:`labelforge.gan.train.train_generator`, :func:`labelforge.gan.render.render_shards`); torch
+is imported inside them so ``labelforge --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import (
+    DeviceOpt,
+    LabelSpaceOpt,
+    OutOpt,
+    OverwriteOpt,
+    ResumeOpt,
+    RichProgress,
+    WorkersOpt,
+    console,
+    handle_errors,
+    resolve_workers,
+)
+
+__all__ = ["train_generator", "render", "register"]
+
+AmpOpt = Annotated[str, typer.Option("--amp", help="Autocast dtype on CUDA: bf16 | fp16 | none (the CPU runs fp32).")]
+
+
+@handle_errors
+def train_generator(
+    root: Annotated[Path, typer.Argument(help="Dataset root (Cityscapes layout) with photos and label maps.")],
+    out: OutOpt,
+    preset: Annotated[str, typer.Option("--preset", help="Model size and defaults: tiny | 512p | 1024p.")] = "tiny",
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs in total (default: the preset's).")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Samples per step and process (default: the preset's).")
+    ] = None,
+    size: Annotated[
+        str | None, typer.Option("--size", help="Training resolution HEIGHTxWIDTH, e.g. 64x128 (default: preset).")
+    ] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate (default 2e-4).")] = None,
+    decay_epochs: Annotated[
+        int | None, typer.Option("--decay-epochs", help="Final epochs of linear LR decay (default: half).")
+    ] = None,
+    vgg_weights: Annotated[
+        Path | None, typer.Option("--vgg-weights", help="Local torchvision VGG19 state dict: adds the VGG loss.")
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="Dataset split to train on.")] = "train",
+    device: DeviceOpt = "auto",
+    amp: AmpOpt = "bf16",
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (weights, order, flips).")] = None,
+    workers: WorkersOpt = 2,
+    label_space: LabelSpaceOpt = "cityscapes",
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Train the pix2pixHD generator (label map -> photo) on a dataset's image/label pairs.
+
+    Writes DIR/generator.pt (every epoch, atomically), DIR/log.jsonl, DIR/samples/epoch-XXX.png
+    (label | real | generated) and DIR/run.json. --resume continues from the last finished epoch
+    with the saved architecture. For several GPUs: torchrun --nproc-per-node N -m labelforge.cli.app
+    train-generator ...
+
+    Example: labelforge train-generator data/mini --out runs/gen --preset tiny --epochs 10
+    """
+    from dataclasses import replace
+
+    from ..gan.config import parse_size
+    from ..gan.presets import get_preset
+    from ..gan.train import train_generator as run
+
+    gen_cfg, base = get_preset(preset)
+    given: dict[str, object] = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "decay_epochs": decay_epochs,
+        "seed": seed,
+        "vgg_weights": str(vgg_weights) if vgg_weights else None,
+    }
+    if size is not None:
+        given["height"], given["width"] = parse_size(size)
+    given = {k: v for k, v in given.items() if v is not None}
+    cfg = replace(base, **given, split=split, device=device, amp_dtype=amp, workers=resolve_workers(workers))
+    res = run(
+        root,
+        out,
+        gen_cfg,
+        cfg,
+        label_space=label_space,
+        resume=resume,
+        overwrite=overwrite,
+        explicit=frozenset(given),
+        progress=RichProgress(),
+    )
+    if not res.is_main:
+        return
+    if res.start_epoch >= res.epochs:
+        console.print(f"nothing to do: {out} already holds all {res.epochs} epochs")
+        return
+    losses = "  ".join(f"{k} {v:.3f}" for k, v in res.losses.items())
+    console.print(f"trained epochs {res.start_epoch + 1}..{res.epochs} ({res.steps} steps) in {res.seconds:.1f}s")
+    console.print(f"last epoch: {losses}")
+    console.print(f"checkpoint: {Path(out) / 'generator.pt'}")
+
+
+@handle_errors
+def render(
+    shards: Annotated[Path, typer.Argument(help="Label shard dir (compose's output).")],
+    out: OutOpt,
+    generator: Annotated[
+        Path | None, typer.Option("--generator", "-g", help="Generator run dir or its generator.pt.")
+    ] = None,
+    oracle: Annotated[
+        bool, typer.Option("--oracle", help="Paint with the mini-Cityscapes painter instead of a generator.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Label maps per forward pass.", min=1)] = 8,
+    device: DeviceOpt = "auto",
+    amp: AmpOpt = "bf16",
+    preview: Annotated[
+        int, typer.Option("--preview", help="Write preview.png with this many label | rendered pairs (0: none).")
+    ] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the oracle painter (per sample: seed, index).")] = 0,
+    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (GPU runs).")] = False,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last", help="Run the generator in channels-last memory format.")
+    ] = False,
+    workers: WorkersOpt = 2,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Render composed label maps into photos: one output shard per input shard, with the same keys,
+    labels, instances and provenance plus the image, at the generator's resolution. Several GPUs:
+    torchrun --nproc-per-node N -m labelforge.cli.app render ...
+
+    Example: labelforge render out/compose --generator runs/gen --out out/render --batch-size 16
+    """
+    from ..errors import LabelforgeError
+    from ..gan.config import RenderConfig
+    from ..gan.render import render_shards
+
+    if (generator is None) != oracle:
+        raise LabelforgeError("give --generator DIR or --oracle (exactly one)")
+    cfg = RenderConfig(
+        batch_size=batch_size,
+        device=device,
+        amp_dtype=amp,
+        workers=resolve_workers(workers),
+        preview=preview,
+        seed=seed,
+        oracle=oracle,
+        compile=compile_model,
+        channels_last=channels_last,
+    )
+    res = render_shards(
+        shards, out, cfg, generator=generator, resume=resume, overwrite=overwrite, progress=RichProgress()
+    )
+    if not res.is_main:
+        return
+    rate = res.rendered / res.seconds if res.seconds > 0 else 0.0
+    console.print(
+        f"rendered {res.rendered} of {res.total} samples at {res.height}x{res.width} in {res.seconds:.1f}s"
+        f" ({rate:.1f} images/s) -> {out}"
+    )
+    if res.preview is not None:
+        console.print(f"preview: {res.preview}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train-generator")(train_generator)
+    app.command("render")(render)

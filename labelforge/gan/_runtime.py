@@ -1,0 +1,113 @@
+"""Device, mixed precision and torch.distributed plumbing shared by training and rendering.
+
+The only device-specific branches of the package live here: which device ``auto`` means, whether
+autocast is on (CUDA only) and which process-group backend ``torchrun`` gets (nccl on CUDA, gloo
+on the CPU). Everything else runs the same code on CPU and GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import LabelforgeError
+
+__all__ = [
+    "DistInfo",
+    "dist_info",
+    "resolve_device",
+    "autocast",
+    "amp_dtype",
+    "distributed",
+    "barrier",
+    "to_host_async",
+]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_info() -> DistInfo:
+    """Rank and world size as ``torchrun`` sets them in the environment (1 process otherwise)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> this process's GPU when CUDA is present, else the CPU; ``cuda`` -> ``cuda:LOCAL_RANK``."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise LabelforgeError(f"device {spec!r} requested but CUDA is not available; use --device cpu")
+        return torch.device(spec if ":" in spec else f"cuda:{local_rank}")
+    if spec != "cpu":
+        raise LabelforgeError(f"unknown device {spec!r}; valid: auto, cpu, cuda, cuda:N")
+    return torch.device("cpu")
+
+
+def amp_dtype(device: torch.device, name: str) -> torch.dtype | None:
+    """The autocast dtype: bf16/fp16 on CUDA, none on the CPU (fp32 is faster there than emulated bf16)."""
+    if device.type != "cuda" or name == "none":
+        return None
+    return torch.bfloat16 if name == "bf16" else torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+@contextlib.contextmanager
+def distributed(device_spec: str) -> Iterator[tuple[DistInfo, torch.device]]:
+    """Join the ``torchrun`` process group (when there is one) for the duration of the block."""
+    info = dist_info()
+    device = resolve_device(device_spec, info.local_rank)
+    if info.world == 1 or torch.distributed.is_initialized():
+        yield info, device
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    torch.distributed.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+    try:
+        yield info, device
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def to_host_async(t: torch.Tensor) -> Callable[[], np.ndarray]:
+    """Start copying ``t`` to host memory; the returned function waits for the copy and gives the array.
+
+    A GPU tensor goes into pinned memory with a non-blocking copy and an event to wait on, so the
+    caller may queue more device work first. A CPU tensor is already there.
+    """
+    if t.device.type != "cuda":
+        return t.numpy
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    host.copy_(t, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record()
+
+    def wait() -> np.ndarray:
+        done.synchronize()
+        return host.numpy()
+
+    return wait
