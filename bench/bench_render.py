@@ -120,7 +120,7 @@ def gpu_figures(quick: bool = True, variants: tuple[str, ...] = GPU_VARIANTS) ->
     """images/s of the 512p GlobalGenerator at 512x1024 in bf16 on the first GPU, per variant, and the
     achieved TFLOP/s (FLOPs per image x images/s) to set against the device's peak.
     """
-    from labelforge.gan._runtime import autocast
+    from labelforge._runtime import autocast
 
     dev = torch.device("cuda")
     gcfg = GeneratorConfig()

@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._runtime import amp_dtype, autocast, barrier, distributed, to_host_async
 from ..errors import InputError, LabelforgeError
 from ..progress import NullProgress, Progress
 from ..shards import ShardSet, ShardWriter
-from ._runtime import amp_dtype, autocast, barrier, distributed, to_host_async
 from .checkpoint import checkpoint_path, load_generator
 from .config import RenderConfig
 from .data import resize_label

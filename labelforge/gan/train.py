@@ -30,11 +30,11 @@ import torch
 from torch import nn
 
 from .. import __version__
+from .._runtime import amp_dtype, autocast, barrier, distributed
 from ..errors import InputError, LabelforgeError
 from ..labelspace import LabelSpace, get_label_space
 from ..outputs import SUCCESS, atomic_write_json, mark_finished, prepare_output
 from ..progress import NullProgress, Progress
-from ._runtime import amp_dtype, autocast, barrier, distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import GeneratorConfig, TrainConfig, config_from_dict
 from .data import PairDataset, collate

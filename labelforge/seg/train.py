@@ -36,10 +36,10 @@ from torch.utils.data import DataLoader
 from cityscapes_tools.io import atomic_write_bytes
 
 from .. import __version__
+from .. import _runtime as _dist
 from ..errors import InputError
 from ..outputs import atomic_write_json, is_finished, mark_finished, prepare_output
 from ..progress import Progress
-from . import _dist
 from .data import MixSampler, PairTransform, TrainData, ValData, normalize
 from .metrics import METRICS_SCHEMA, ConfusionMatrix, metrics_summary, to_jsonable, write_metrics
 from .predict import autocast_for, evaluate_split
@@ -219,7 +219,7 @@ def train_eval(
     Example:
         >>> metrics = train_eval(resolve_config("tiny", root="data/mini", out="runs/a"))  # doctest: +SKIP
     """
-    info = _dist.env_dist()
+    info = _dist.dist_info()
     device = _dist.resolve_device(cfg.device, info.local_rank)
     inputs = check_inputs(cfg)
     n_supp = sum(len(s) for s in inputs.shards)

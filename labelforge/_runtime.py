@@ -1,4 +1,4 @@
-"""Device, mixed precision and torch.distributed plumbing shared by training and rendering.
+"""Device, mixed precision and torch.distributed plumbing shared by the generator and the segmenter.
 
 The only device-specific branches of the package live here: which device ``auto`` means, whether
 autocast is on (CUDA only) and which process-group backend ``torchrun`` gets (nccl on CUDA, gloo
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import LabelforgeError
+from .errors import LabelforgeError
 
 __all__ = [
     "DistInfo",
@@ -24,7 +24,10 @@ __all__ = [
     "autocast",
     "amp_dtype",
     "distributed",
+    "init_distributed",
+    "shutdown",
     "barrier",
+    "all_reduce_sum",
     "to_host_async",
 ]
 
@@ -34,6 +37,10 @@ class DistInfo:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
 
     @property
     def is_main(self) -> bool:
@@ -70,27 +77,48 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-@contextlib.contextmanager
-def distributed(device_spec: str) -> Iterator[tuple[DistInfo, torch.device]]:
-    """Join the ``torchrun`` process group (when there is one) for the duration of the block."""
-    info = dist_info()
-    device = resolve_device(device_spec, info.local_rank)
-    if info.world == 1 or torch.distributed.is_initialized():
-        yield info, device
+def init_distributed(info: DistInfo, device: torch.device) -> None:
+    """Join torchrun's process group (NCCL on GPUs, gloo on the CPU); a no-op for one process."""
+    if not info.enabled or torch.distributed.is_initialized():
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
     torch.distributed.init_process_group(backend, device_id=device if device.type == "cuda" else None)
-    try:
-        yield info, device
-    finally:
+
+
+def shutdown(info: DistInfo) -> None:
+    if info.enabled and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 
 
-def barrier() -> None:
+@contextlib.contextmanager
+def distributed(device_spec: str) -> Iterator[tuple[DistInfo, torch.device]]:
+    """Join the ``torchrun`` process group (when there is one) for the duration of the block."""
+    info = dist_info()
+    device = resolve_device(device_spec, info.local_rank)
+    if not info.enabled or torch.distributed.is_initialized():
+        yield info, device
+        return
+    init_distributed(info, device)
+    try:
+        yield info, device
+    finally:
+        shutdown(info)
+
+
+def barrier(info: DistInfo | None = None) -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
+
+
+def all_reduce_sum(values: list[float], info: DistInfo, device: torch.device) -> list[float]:
+    """Sum a few scalars over all processes (float64)."""
+    if not info.enabled:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(t)
+    return t.tolist()
 
 
 def to_host_async(t: torch.Tensor) -> Callable[[], np.ndarray]:
