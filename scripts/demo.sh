@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo: the paper's whole pipeline on the embedded mini-Cityscapes, sized for a CPU
-# (about 15 minutes on 2 cores). Everything goes to demo-out/ (DEMO_OUT to change it).
+# (15-20 minutes on 2 cores). Everything goes to demo-out/ (DEMO_OUT to change it).
 #
 #   synth -> stats -> compose (overlay, multi, reconstruct) -> stats before/after
 #   -> train-generator -> render (GAN and oracle painter) -> train-eval x3 -> report
