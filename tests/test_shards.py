@@ -224,8 +224,18 @@ def test_worker_side_encoding_writes_the_same_bytes(tmp_path, label_space):
     from labelforge.shards import encode_sample
 
     write_all(tmp_path / "ref", label_space, with_image=True)
-    with ShardWriter(tmp_path / "enc", label_space=label_space, method="test", config={"classes": ["car"]}, seed=1,
-                     total=7, height=H, width=W, samples_per_shard=3, with_image=True) as w:
+    with ShardWriter(
+        tmp_path / "enc",
+        label_space=label_space,
+        method="test",
+        config={"classes": ["car"]},
+        seed=1,
+        total=7,
+        height=H,
+        width=W,
+        samples_per_shard=3,
+        with_image=True,
+    ) as w:
         for i in w.pending():
             s = make_sample(i)
             enc = encode_sample(s["label"], s["instance"], s["image"], num_ids=label_space.num_ids)
