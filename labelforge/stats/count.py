@@ -27,7 +27,6 @@ import numpy as np
 from cityscapes_tools.errors import DatasetFormatError
 from cityscapes_tools.io import read_label, read_png
 
-from ..errors import USER_ERRORS
 from ..progress import NullProgress, Progress
 
 __all__ = ["NBINS", "Counts", "MapJob", "count_label", "count_instances", "count_map", "count_jobs"]
@@ -142,18 +141,12 @@ def count_map(job: MapJob, valid: np.ndarray | None = None) -> Counts:
 
 
 # -- parallel reading -------------------------------------------------------------------------------
-def _count_chunk(jobs: Sequence[MapJob], valid: np.ndarray | None) -> Counts | tuple[str, str]:
-    """Worker body: the summed counts of a chunk, or ``(path, problem)`` for bad input.
-
-    Input errors travel back as plain strings because exceptions with a custom ``__init__`` such as
-    DatasetFormatError(path, problem) cannot be unpickled in the parent.
-    """
+def _count_chunk(jobs: Sequence[MapJob], valid: np.ndarray | None) -> Counts:
+    """Worker body: the summed counts of a chunk. A bad file raises DatasetFormatError, which
+    pickles, so it reaches the parent as the same one-line error."""
     total = Counts()
-    try:
-        for job in jobs:
-            total.add(count_map(job, valid))
-    except USER_ERRORS as exc:
-        return (str(getattr(exc, "path", "")), getattr(exc, "problem", str(exc)))
+    for job in jobs:
+        total.add(count_map(job, valid))
     return total
 
 
@@ -190,7 +183,7 @@ def count_jobs(
     with progress.task(description, total=total) as bar:
         if workers <= 1 or len(tasks) <= 1:
             for g, chunk in tasks:
-                _merge(results[g], _count_chunk(chunk, valid))
+                results[g].add(_count_chunk(chunk, valid))
                 bar.advance(len(chunk))
             return results
         ctx = multiprocessing.get_context("forkserver")  # a clean, thread-free parent for the workers
@@ -204,15 +197,9 @@ def count_jobs(
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in done:
                         g, n = pending.pop(fut)
-                        _merge(results[g], fut.result())
+                        results[g].add(fut.result())
                         bar.advance(n)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
     return results
-
-
-def _merge(into: Counts, part: Counts | tuple[str, str]) -> None:
-    if isinstance(part, tuple):
-        raise DatasetFormatError(*part)
-    into.add(part)
