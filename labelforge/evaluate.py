@@ -38,8 +38,8 @@ import numpy as np
 from cityscapes_tools.io import read_png
 
 from .dataset import DatasetSource, SamplePaths, open_dataset
-from .errors import InputError, LabelforgeError, OutputExistsError
-from .outputs import mark_finished, prepare_output
+from .errors import InputError, LabelforgeError
+from .outputs import check_output, mark_finished, prepare_output
 from .progress import NullProgress, Progress
 from .seg.metrics import ConfusionMatrix, metrics_summary, write_metrics
 
@@ -50,7 +50,6 @@ __all__ = [
     "find_predictions",
     "detect_format",
     "evaluate_predictions",
-    "refuse_existing_output",
 ]
 
 FORMATS = ("auto", "labelIds", "trainIds")
@@ -191,19 +190,10 @@ def _to_confusion(joint: np.ndarray, fmt: str, lut: np.ndarray, num_classes: int
     return ConfusionMatrix.from_matrix(matrix, void, ignore_index=ignore_index)
 
 
-def refuse_existing_output(out: Path, overwrite: bool) -> None:
-    """Refuse a non-empty ``out`` unless ``overwrite`` (for one-shot commands, which have no --resume)."""
-    # Checked before any work so that a refused run costs nothing; prepare_output then replaces it.
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(out, "output folder is not empty; pass --overwrite to replace it")
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(out, "output path exists and is not a directory")
-
-
 def evaluate_predictions(cfg: EvaluateConfig, progress: Progress | None = None) -> EvaluateResult:
     """Score ``cfg.pred_dir`` against ``cfg.root``'s ``cfg.split`` and write ``cfg.out/metrics.json``."""
     progress = progress or NullProgress()
-    refuse_existing_output(cfg.out, cfg.overwrite)
+    check_output(cfg.out, overwrite=cfg.overwrite, resumable=False)
     ds = open_dataset(cfg.root, cfg.label_space)
     ls = ds.label_space
     samples = ds.samples(cfg.split)

@@ -24,7 +24,15 @@ from cityscapes_tools.io import atomic_write_bytes
 
 from .errors import OutputExistsError
 
-__all__ = ["SUCCESS", "prepare_output", "mark_finished", "is_finished", "atomic_write_json", "atomic_write_text"]
+__all__ = [
+    "SUCCESS",
+    "check_output",
+    "prepare_output",
+    "mark_finished",
+    "is_finished",
+    "atomic_write_json",
+    "atomic_write_text",
+]
 
 SUCCESS = "_SUCCESS"
 
@@ -33,22 +41,35 @@ def is_finished(out: str | Path) -> bool:
     return (Path(out) / SUCCESS).exists()
 
 
-def prepare_output(out: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:
-    """Make ``out`` ready to write into and return it.
+def check_output(out: str | Path, *, overwrite: bool = False, resume: bool = False, resumable: bool = True) -> None:
+    """Raise :class:`OutputExistsError` when ``out`` holds work the caller did not say what to do with.
 
-    Raises :class:`OutputExistsError` when ``out`` already holds work and the caller did not say
-    what to do with it. ``resume`` on a finished output is allowed (there is nothing left to do).
+    Touches nothing, so commands call it before any costly work. ``resumable=False`` is for one-shot
+    commands (evaluate, report, stats) that have no ``--resume`` to suggest.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(out, "output path exists and is not a directory")
-    has_content = out.is_dir() and any(out.iterdir())
-    if has_content and overwrite:
-        shutil.rmtree(out)
-    elif has_content and not resume:
-        if is_finished(out):
-            raise OutputExistsError(out, "output already finished; pass --overwrite to replace it")
+    if overwrite or resume or not (out.is_dir() and any(out.iterdir())):
+        return
+    if is_finished(out):
+        raise OutputExistsError(out, "output already finished; pass --overwrite to replace it")
+    if resumable:
         raise OutputExistsError(out, "output holds unfinished work; pass --resume to continue or --overwrite")
+    raise OutputExistsError(out, "output folder is not empty; pass --overwrite to replace it")
+
+
+def prepare_output(out: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:
+    """Make ``out`` ready to write into and return it.
+
+    Raises :class:`OutputExistsError` when ``out`` already holds work and the caller did not say
+    what to do with it (see :func:`check_output`). ``resume`` on a finished output is allowed (there
+    is nothing left to do).
+    """
+    out = Path(out)
+    check_output(out, overwrite=overwrite, resume=resume)
+    if overwrite and out.is_dir() and any(out.iterdir()):
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
 

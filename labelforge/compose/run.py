@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from ..dataset import open_dataset
-from ..errors import InputError, LabelforgeError, OutputExistsError
+from ..errors import InputError, LabelforgeError
 from ..labelspace import LabelSpace, get_label_space
-from ..outputs import is_finished
+from ..outputs import check_output
 from ..progress import NullProgress, Progress
 from ..shards.encode import EncodedSample, encode_sample
 from ._pool import imap_ordered
@@ -94,16 +94,6 @@ def supplement_count(ratio: float, originals: int) -> int:
     return int(round(ratio / (1.0 - ratio) * originals))
 
 
-def _check_output(out: Path, overwrite: bool, resume: bool) -> None:
-    """The refusals of outputs.prepare_output, without touching anything (the index may take a while)."""
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(out, "output path exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
-        if is_finished(out):
-            raise OutputExistsError(out, "output already finished; pass --overwrite to replace it")
-        raise OutputExistsError(out, "output holds unfinished work; pass --resume to continue or --overwrite")
-
-
 def _class_names(cfg: ComposeConfig, ls: LabelSpace) -> list[str]:
     if cfg.classes_auto:
         if cfg.stats is None:
@@ -167,7 +157,7 @@ def plan_compose(
     ls = get_label_space(cfg.label_space)
     names = _class_names(cfg, ls)
     _validate(cfg, ls, names)
-    _check_output(Path(cfg.out), cfg.overwrite, cfg.resume)
+    check_output(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
     ds = open_dataset(cfg.root, ls)
     samples = ds.samples(cfg.split, require_images=cfg.copy_paste)
     if cfg.copy_paste and any(s.image is None for s in samples):

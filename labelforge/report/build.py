@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LabelforgeError
-from ..outputs import atomic_write_text, mark_finished, prepare_output
+from ..outputs import atomic_write_text, check_output, mark_finished, prepare_output
 from ..progress import NullProgress, Progress
 from ..seg.metrics import to_jsonable
 from .load import RATIO_KEY, Run, group_label, load_runs, setting_key
@@ -219,9 +219,7 @@ def write_report(cfg: ReportConfig, progress: Progress | None = None) -> ReportR
     from .tables import markdown_report
 
     progress = progress or NullProgress()
-    from ..evaluate import refuse_existing_output
-
-    refuse_existing_output(Path(cfg.out), cfg.overwrite)
+    check_output(cfg.out, overwrite=cfg.overwrite, resumable=False)
     runs = load_runs(list(cfg.runs), list(cfg.names) or None)
     report = build_report(runs, cfg.baseline, cfg.title, cfg.aggregate)
     out = prepare_output(cfg.out, overwrite=cfg.overwrite)

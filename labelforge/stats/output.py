@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from cityscapes_tools.io import atomic_write_bytes
 
-from .. import __version__
+from .. import __version__, outputs
 from ..errors import OutputExistsError
 from ..outputs import mark_finished, prepare_output
 
@@ -165,14 +165,9 @@ def stats_csv(res: StatsResult) -> str:
 def check_output(out: str | Path, overwrite: bool) -> None:
     """Refuse early (before any counting) an output folder that already holds results."""
     out = Path(out)
-    if overwrite or not out.exists():
-        return
-    if not out.is_dir():
-        raise OutputExistsError(out, "output path exists and is not a directory")
-    if (out / STATS_JSON).exists():
+    if not overwrite and (out / STATS_JSON).exists():
         raise OutputExistsError(out / STATS_JSON, "already exists; pass --overwrite to replace it")
-    if any(out.iterdir()):
-        raise OutputExistsError(out, "output folder is not empty; pass --overwrite to replace its contents")
+    outputs.check_output(out, overwrite=overwrite, resumable=False)
 
 
 def write_outputs(res: StatsResult, out: str | Path, *, overwrite: bool = False, figure: bool = True) -> list[str]:
