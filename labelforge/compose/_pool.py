@@ -14,18 +14,16 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _portable(exc: Exception) -> Any:
-    """``exc`` if it survives pickling, else what it takes to rebuild it in the parent.
+def _portable(exc: Exception) -> Exception:
+    """``exc`` if it survives pickling, else a RuntimeError carrying its text.
 
-    Errors built as ``Cls(path, problem)`` (InputError, DatasetFormatError) do not unpickle, and a
-    result that fails to unpickle hangs a multiprocessing pool, so they travel as their parts.
+    A result that fails to unpickle hangs a multiprocessing pool, so nothing else may travel back.
+    (labelforge's input errors pickle, and arrive as themselves.)
     """
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
     except Exception:
-        if hasattr(exc, "path") and hasattr(exc, "problem"):
-            return (type(exc), exc.path, exc.problem)
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
@@ -67,7 +65,7 @@ def imap_ordered(
         while pending:
             ok, results = pending.popleft().get()
             if not ok:
-                raise results[0](results[1], results[2]) if isinstance(results, tuple) else results
+                raise results
             submit()
             yield from results
         pool.close()

@@ -23,9 +23,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from cityscapes_tools.io import atomic_write_bytes
 
 from ..dataset import DatasetSource, SamplePaths
 from ..errors import InputError
@@ -229,33 +231,25 @@ class SegmentIndex:
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        """Write atomically (temporary file in the same folder, then rename)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(  # masks are compressed already
-                    fh,
-                    keys=np.array(self.keys, dtype=str),
-                    size=np.array([self.height, self.width], np.int64),
-                    presence=self.presence,
-                    class_id=self.class_id,
-                    donor=self.donor,
-                    src_instance=self.src_instance,
-                    crowd=self.crowd,
-                    bbox=self.bbox,
-                    area=self.area,
-                    border=self.border,
-                    offsets=self.offsets,
-                    bits=self.bits,
-                    meta=np.array(json.dumps(self.meta, sort_keys=True)),
-                )
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write atomically (temporary file in the same folder, fsync, rename)."""
+        buf = io.BytesIO()
+        np.savez(  # masks are compressed already
+            buf,
+            keys=np.array(self.keys, dtype=str),
+            size=np.array([self.height, self.width], np.int64),
+            presence=self.presence,
+            class_id=self.class_id,
+            donor=self.donor,
+            src_instance=self.src_instance,
+            crowd=self.crowd,
+            bbox=self.bbox,
+            area=self.area,
+            border=self.border,
+            offsets=self.offsets,
+            bits=self.bits,
+            meta=np.array(json.dumps(self.meta, sort_keys=True)),
+        )
+        atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
     def load(cls, path: Path) -> SegmentIndex:
