@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import bisect
-import os
 import queue
 import threading
 import time
@@ -88,43 +87,30 @@ class RenderBatches(torch.utils.data.Dataset):
     def __init__(
         self, shards: ShardSet, batches: list[list[int]], size: tuple[int, int], oracle: bool = False, seed: int = 0
     ) -> None:
-        self.files = [shards.path / e["file"] for e in shards.shards]
+        self.shards = shards  # pickles without its HDF5 handles; each worker opens its own
         self.starts = [int(e["first_index"]) for e in shards.shards]
         self.batches, self.size, self.oracle, self.seed = batches, size, oracle, seed
-        self._handles: dict[int, Any] = {}
-        self._pid = -1
 
     def __len__(self) -> int:
         return len(self.batches)
-
-    def _file(self, j: int) -> Any:
-        import h5py
-
-        if self._pid != os.getpid():  # a forked worker opens its own handles
-            self._handles, self._pid = {}, os.getpid()
-        if j not in self._handles:
-            try:
-                self._handles[j] = h5py.File(self.files[j], "r")
-            except OSError as exc:
-                raise InputError(self.files[j], f"unreadable shard ({exc})") from None
-        return self._handles[j]
 
     def __getitem__(self, k: int) -> dict[str, Any]:
         idx = self.batches[k]
         j = bisect.bisect_right(self.starts, idx[0]) - 1
         r0, r1 = idx[0] - self.starts[j], idx[-1] - self.starts[j] + 1
-        f = self._file(j)
-        labels = [resize_label(a, self.size) for a in f["label"][r0:r1]]
-        instances = [resize_label(a, self.size) for a in f["instance"][r0:r1].astype(np.int32, copy=False)]
-        index = f["index"][r0:r1].astype(np.int64)
+        rows = self.shards.read_rows(j, r0, r1)
+        labels = [resize_label(a, self.size) for a in rows["label"]]
+        instances = [resize_label(a, self.size) for a in rows["instance"].astype(np.int32, copy=False)]
+        index = rows["index"]
         if index.tolist() != idx:
-            raise InputError(self.files[j], f"rows {r0}..{r1 - 1} do not hold samples {idx[0]}..{idx[-1]}")
+            path = self.shards.path / self.shards.shards[j]["file"]
+            raise InputError(path, f"rows {r0}..{r1 - 1} do not hold samples {idx[0]}..{idx[-1]}")
         batch: dict[str, Any] = {
             "label": torch.from_numpy(np.stack(labels)),  # (B, H, W) uint8
             "instance": torch.from_numpy(np.stack(instances)),  # (B, H, W) int32
             "index": torch.from_numpy(index),
-            "key": f["key"].asstr()[r0:r1].tolist(),
-            "provenance": f["provenance"].asstr()[r0:r1].tolist(),  # stored JSON, passed on verbatim
+            "key": rows["key"],
+            "provenance": rows["provenance"],  # stored JSON, passed on verbatim
         }
         if self.oracle:
             from cityscapes_tools.synth.painter import paint
