@@ -63,7 +63,7 @@ class LabelSpace:
         object.__setattr__(self, "_by_name", by_name)
 
     # -- lookups ---------------------------------------------------------------------------------
-    @property
+    @cached_property  # asked once per sample by shard writers and generator inputs
     def num_ids(self) -> int:
         """Label ids lie in ``0..num_ids-1`` (the one-hot width of the generator input)."""
         return max(c.id for c in self.classes) + 1
@@ -162,6 +162,10 @@ class LabelSpace:
             raise LabelforgeError(f"malformed label space description: {exc!r}") from None
 
     def to_json(self) -> str:
+        return self._json
+
+    @cached_property
+    def _json(self) -> str:  # every shard a writer finishes stores it
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @cached_property

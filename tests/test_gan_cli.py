@@ -55,10 +55,10 @@ def test_train_then_render_from_the_command_line(tmp_path):
     shards = make_label_shards(tmp_path / "shards", n=5, spp=2)
     out = tmp_path / "render"
     res = invoke("render", shards, "--generator", gen, "--out", out, "--batch-size", "2", "--workers", "1",
-                 "--preview", "2", "--device", "cpu")  # fmt: skip
+                 "--preview", "2", "--device", "cpu", "--compress-images")  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "rendered 5 of 5 samples at 32x64" in res.output and (out / "preview.png").is_file()
-    assert ShardSet(out).has_image
+    assert ShardSet(out).has_image and ShardSet(out).config["render"]["compress_images"] is True
     res = invoke("render", shards, "--generator", gen, "--out", out, "--device", "cpu")
     assert "--overwrite" in _error_line(res)
 

@@ -77,6 +77,22 @@ def test_render_is_deterministic_whatever_the_batch_size(inputs, rendered, tmp_p
     assert not (out / "preview.png").exists()
 
 
+def test_photos_are_stored_raw_unless_compression_is_asked_for(inputs, rendered, tmp_path):
+    import h5py
+
+    out = tmp_path / "deflated"
+    render_shards(inputs[0], out, replace(CFG, compress_images=True, preview=0), generator=inputs[1])
+    for path, want in ((rendered, None), (out, "gzip")):
+        with h5py.File(next(path.glob("shard-*.h5"))) as f:
+            assert f["image"].compression == want and f["label"].compression == "gzip"
+    a, b = _images(rendered), _images(out)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)  # same pixels either way
+    assert ShardSet(out).config["render"]["compress_images"] is True
+    # A resume with the other setting would mix raw and deflated shards under one config: refused.
+    with pytest.raises(InputError, match="config differs"):
+        render_shards(inputs[0], out, replace(CFG, preview=0), generator=inputs[1], resume=True)
+
+
 def test_labels_are_resized_nearest_to_the_generator_resolution(inputs, tmp_path):
     gen = make_checkpoint(tmp_path / "gen16", size=(16, 32)).parent
     out = tmp_path / "out"

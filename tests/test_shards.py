@@ -29,7 +29,9 @@ def make_sample(i: int) -> dict:
     }
 
 
-def write_all(path, label_space, total=7, per=3, with_image=False, fail_after=None, resume=False, overwrite=False):
+def write_all(
+    path, label_space, total=7, per=3, with_image=False, fail_after=None, resume=False, overwrite=False, deflate=True
+):
     with ShardWriter(
         path,
         label_space=label_space,
@@ -41,6 +43,7 @@ def write_all(path, label_space, total=7, per=3, with_image=False, fail_after=No
         width=W,
         samples_per_shard=per,
         with_image=with_image,
+        deflate_images=deflate,
         resume=resume,
         overwrite=overwrite,
     ) as w:
@@ -81,6 +84,25 @@ def test_round_trip_and_manifest_counts(tmp_path, label_space):
     assert ss.image_counts()[26] == sum((make_sample(i)["label"] == 26).any() for i in range(7))
     assert ss.instance_counts()[26] == ss.image_counts()[26]  # one car instance per image holding cars
     assert ss.label_space.fingerprint == label_space.fingerprint and ss.config == {"classes": ["car"]}
+
+
+@pytest.mark.parametrize("deflate", [True, False])
+def test_manifest_entries_match_the_files(tmp_path, label_space, deflate):
+    """The writer builds each entry from memory; it must equal what the file itself says (as a resume
+    or a collecting rank rebuilds it), and raw image chunks read back as they were written."""
+    import h5py
+
+    from labelforge.shards.manifest import entry_from_file
+
+    write_all(tmp_path / "s", label_space, with_image=True, deflate=deflate)
+    ss = ShardSet(tmp_path / "s")
+    for e in ss.shards:
+        assert e == entry_from_file(tmp_path / "s" / e["file"])
+    with h5py.File(tmp_path / "s" / ss.shards[0]["file"]) as f:
+        assert f["image"].compression == ("gzip" if deflate else None)
+        assert f["label"].compression == "gzip"
+    np.testing.assert_array_equal(ss[4]["image"], make_sample(4)["image"])
+    ss.verify()  # raises on a mismatch
 
 
 def test_kill_and_resume_is_byte_identical(tmp_path, label_space):

@@ -129,6 +129,13 @@ def render(
     channels_last: Annotated[
         bool, typer.Option("--channels-last", help="Run the generator in channels-last memory format.")
     ] = False,
+    compress_images: Annotated[
+        bool,
+        typer.Option(
+            "--compress-images",
+            help="Deflate the rendered photos (~0.6x the disk, ~23 ms of CPU per 512x1024 image); default raw.",
+        ),
+    ] = False,
     workers: WorkersOpt = 2,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
@@ -155,6 +162,7 @@ def render(
         oracle=oracle,
         compile=compile_model,
         channels_last=channels_last,
+        compress_images=compress_images,
     )
     res = render_shards(
         shards, out, cfg, generator=generator, resume=resume, overwrite=overwrite, progress=RichProgress()

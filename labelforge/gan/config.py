@@ -113,6 +113,9 @@ class RenderConfig:
     oracle: bool = False
     compile: bool = False
     channels_last: bool = False
+    # Rendered photos are stored raw unless asked: deflate would save ~40% of the disk but cost ~23 ms
+    # of one core per 512x1024 image, so one writer thread could not keep up with a GPU.
+    compress_images: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

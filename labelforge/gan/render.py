@@ -90,27 +90,39 @@ class RenderBatches(torch.utils.data.Dataset):
         self.shards = shards  # pickles without its HDF5 handles; each worker opens its own
         self.starts = [int(e["first_index"]) for e in shards.shards]
         self.batches, self.size, self.oracle, self.seed = batches, size, oracle, seed
+        self._meta: tuple[int, dict[str, Any]] | None = None  # (shard, its keys/provenance/index)
 
     def __len__(self) -> int:
         return len(self.batches)
+
+    def _shard_meta(self, j: int) -> dict[str, Any]:
+        """Keys, provenance and index of all of shard ``j``'s rows: string datasets are read once per
+        shard rather than once per batch (they cost as much to read as the label maps)."""
+        if self._meta is None or self._meta[0] != j:
+            count = int(self.shards.shards[j]["count"])
+            self._meta = (j, self.shards.read_rows(j, 0, count, ("key", "provenance", "index")))
+        return self._meta[1]
 
     def __getitem__(self, k: int) -> dict[str, Any]:
         idx = self.batches[k]
         j = bisect.bisect_right(self.starts, idx[0]) - 1
         r0, r1 = idx[0] - self.starts[j], idx[-1] - self.starts[j] + 1
-        rows = self.shards.read_rows(j, r0, r1)
-        labels = [resize_label(a, self.size) for a in rows["label"]]
-        instances = [resize_label(a, self.size) for a in rows["instance"].astype(np.int32, copy=False)]
-        index = rows["index"]
+        meta = self._shard_meta(j)
+        rows = self.shards.read_rows(j, r0, r1, ("label", "instance"))
+        labels, instances = rows["label"], rows["instance"].astype(np.int32, copy=False)
+        if labels.shape[1:] != self.size:  # nearest resize to the generator's resolution
+            labels = np.stack([resize_label(a, self.size) for a in labels])
+            instances = np.stack([resize_label(a, self.size) for a in instances])
+        index = meta["index"][r0:r1]
         if index.tolist() != idx:
             path = self.shards.path / self.shards.shards[j]["file"]
             raise InputError(path, f"rows {r0}..{r1 - 1} do not hold samples {idx[0]}..{idx[-1]}")
         batch: dict[str, Any] = {
-            "label": torch.from_numpy(np.stack(labels)),  # (B, H, W) uint8
-            "instance": torch.from_numpy(np.stack(instances)),  # (B, H, W) int32
+            "label": torch.from_numpy(labels),  # (B, H, W) uint8
+            "instance": torch.from_numpy(instances),  # (B, H, W) int32
             "index": torch.from_numpy(index),
-            "key": rows["key"],
-            "provenance": rows["provenance"],  # stored JSON, passed on verbatim
+            "key": meta["key"][r0:r1],
+            "provenance": meta["provenance"][r0:r1],  # stored JSON, passed on verbatim
         }
         if self.oracle:
             from cityscapes_tools.synth.painter import paint
@@ -240,6 +252,7 @@ def _renderer(
         "height": size[0],
         "width": size[1],
         "seed": cfg.seed,
+        "compress_images": cfg.compress_images,
         "labelspace_fingerprint": ss.label_space.fingerprint,
     }
     return renderer, size, info
@@ -303,6 +316,7 @@ def render_shards(
             width=width,
             samples_per_shard=spp,
             with_image=True,
+            deflate_images=cfg.compress_images,
             resume=resume,
             overwrite=overwrite,
             shard_ids=rank_slice(n_shards, info.rank, info.world),

@@ -32,10 +32,11 @@ class EncodedSample:
     shape: tuple[int, int]
     label: bytes  # deflate of the (H, W) uint8 chunk
     instance: bytes  # deflate of the (H, W) int32 chunk
-    image: bytes | None  # deflate of the (H, W, 3) uint8 chunk
+    image: bytes | None  # the (H, W, 3) uint8 chunk: deflated, or raw bytes when image_deflated is False
     pixel_counts: np.ndarray  # (num_ids,) pixels per label id
     instance_counts: np.ndarray  # (num_ids,) instances per label id
     max_label: int
+    image_deflated: bool = True
 
 
 def _label_histogram(label: np.ndarray) -> np.ndarray:
@@ -62,8 +63,19 @@ def _instance_classes(instance: np.ndarray, num_ids: int) -> np.ndarray:
     return out
 
 
-def encode_sample(label: np.ndarray, instance: np.ndarray, image: np.ndarray | None, *, num_ids: int) -> EncodedSample:
-    """Compress ``label`` (H, W) uint8, ``instance`` (H, W) int (stored int32) and ``image`` (H, W, 3) uint8."""
+def encode_sample(
+    label: np.ndarray,
+    instance: np.ndarray,
+    image: np.ndarray | None,
+    *,
+    num_ids: int,
+    deflate_image: bool = True,
+) -> EncodedSample:
+    """Compress ``label`` (H, W) uint8, ``instance`` (H, W) int (stored int32) and ``image`` (H, W, 3) uint8.
+
+    With ``deflate_image=False`` the image chunk is kept raw: deflate shrinks a photo to ~0.6 of its
+    size but costs ~23 ms of one core per 512x1024 image, more than a GPU spends rendering it.
+    """
     if label.dtype != np.uint8 or label.ndim != 2:
         raise ValueError(f"label must be a (H, W) uint8 array, got {label.dtype} {label.shape}")
     if instance.shape != label.shape:
@@ -77,8 +89,14 @@ def encode_sample(label: np.ndarray, instance: np.ndarray, image: np.ndarray | N
         shape=(int(label.shape[0]), int(label.shape[1])),
         label=zlib.compress(label.tobytes(), DEFLATE_LEVEL),
         instance=zlib.compress(inst32.tobytes(), DEFLATE_LEVEL),
-        image=None if image is None else zlib.compress(np.ascontiguousarray(image).tobytes(), DEFLATE_LEVEL),
+        image=None if image is None else _image_bytes(image, deflate_image),
         pixel_counts=hist[:num_ids].copy(),
         instance_counts=_instance_classes(inst32, num_ids),
         max_label=int(np.flatnonzero(hist)[-1]) if hist.any() else 0,
+        image_deflated=deflate_image,
     )
+
+
+def _image_bytes(image: np.ndarray, deflate: bool) -> bytes:
+    raw = np.ascontiguousarray(image).tobytes()
+    return zlib.compress(raw, DEFLATE_LEVEL) if deflate else raw

@@ -105,18 +105,24 @@ class ShardSet:
             "index": int(f["index"][r]),
         }
 
-    def read_rows(self, j: int, start: int, stop: int) -> dict[str, Any]:
+    ROW_FIELDS = ("key", "label", "instance", "image", "provenance", "index")
+
+    def read_rows(self, j: int, start: int, stop: int, fields: tuple[str, ...] = ROW_FIELDS) -> dict[str, Any]:
         """Rows ``start:stop`` of shard ``j`` as whole arrays: one read per dataset, the cheapest way to
-        fetch a batch. ``provenance`` stays the stored JSON strings."""
+        fetch a batch. ``provenance`` stays the stored JSON strings; ``image`` is None without photos.
+        ``fields`` picks the datasets to read (the string ones cost as much as the label maps)."""
         f = self._file(j)
-        return {
-            "key": f["key"].asstr()[start:stop].tolist(),
-            "label": f["label"][start:stop],  # (B, H, W) uint8
-            "instance": f["instance"][start:stop],  # (B, H, W) int32
-            "image": f["image"][start:stop] if "image" in f else None,  # (B, H, W, 3) uint8
-            "provenance": f["provenance"].asstr()[start:stop].tolist(),
-            "index": f["index"][start:stop].astype(np.int64),
-        }
+        out: dict[str, Any] = {}
+        for name in fields:
+            if name in ("key", "provenance"):
+                out[name] = f[name].asstr()[start:stop].tolist()
+            elif name == "image" and "image" not in f:
+                out[name] = None
+            elif name == "index":
+                out[name] = f[name][start:stop].astype(np.int64)
+            else:
+                out[name] = f[name][start:stop]  # label (B, H, W) uint8, instance int32, image (B, H, W, 3)
+        return out
 
     def iter_shard(self, j: int) -> Iterator[dict[str, Any]]:
         """The samples of shard ``j`` in order, read one chunk at a time."""

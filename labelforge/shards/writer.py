@@ -33,7 +33,15 @@ from ..errors import InputError
 from ..labelspace import LabelSpace
 from ..outputs import mark_finished, prepare_output
 from .encode import EncodedSample, encode_sample
-from .manifest import MANIFEST, SHARD_SCHEMA, entry_from_file, read_manifest, shard_name, write_manifest
+from .manifest import (
+    MANIFEST,
+    SHARD_SCHEMA,
+    entry_from_file,
+    file_sha256,
+    read_manifest,
+    shard_name,
+    write_manifest,
+)
 
 __all__ = ["ShardWriter"]
 
@@ -62,8 +70,10 @@ class _OpenShard:
         opts = {"track_times": False, **_COMPRESSION}
         self.label = self.f.create_dataset("label", (count, h, wd), np.uint8, chunks=(1, h, wd), **opts)
         self.instance = self.f.create_dataset("instance", (count, h, wd), np.int32, chunks=(1, h, wd), **opts)
+        # Raw image chunks (deflate_images=False) get a dataset without the gzip filter.
+        img_opts = opts if w.deflate_images else {"track_times": False}
         self.image = (
-            self.f.create_dataset("image", (count, h, wd, 3), np.uint8, chunks=(1, h, wd, 3), **opts)
+            self.f.create_dataset("image", (count, h, wd, 3), np.uint8, chunks=(1, h, wd, 3), **img_opts)
             if w.with_image
             else None
         )
@@ -105,6 +115,19 @@ class _OpenShard:
             os.fsync(fh.fileno())
         os.replace(self.tmp, self.final)
 
+    def entry(self) -> dict[str, Any]:
+        """The finished shard's manifest entry, as entry_from_file would rebuild it, without reopening it."""
+        return {
+            "file": self.final.name,
+            "first_index": self.first,
+            "count": self.count,
+            "bytes": self.final.stat().st_size,
+            "sha256": file_sha256(self.final),
+            "pixel_counts": self.pixel_counts.tolist(),
+            "image_counts": self.image_counts.tolist(),
+            "instance_counts": self.instance_counts.tolist(),
+        }
+
     def abort(self) -> None:
         try:
             self.f.close()
@@ -133,6 +156,7 @@ class ShardWriter:
         width: int,
         samples_per_shard: int = 64,
         with_image: bool = False,
+        deflate_images: bool = True,
         resume: bool = False,
         overwrite: bool = False,
         shard_ids: Iterable[int] | None = None,
@@ -145,7 +169,9 @@ class ShardWriter:
         self.method, self.config, self.seed = method, config, int(seed)
         self.total, self.height, self.width = int(total), int(height), int(width)
         self.samples_per_shard, self.with_image = int(samples_per_shard), bool(with_image)
+        self.deflate_images = bool(deflate_images)
         self.is_main = is_main
+        self._meta: dict[str, Any] | None = None
         self.num_shards = -(-self.total // self.samples_per_shard)
         self.shard_ids = sorted(set(range(self.num_shards) if shard_ids is None else shard_ids))
         if is_main:
@@ -157,6 +183,12 @@ class ShardWriter:
 
     # -- metadata ----------------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
+        """The manifest's header (fixed for the writer's life, so built once: it is rewritten per shard)."""
+        if self._meta is None:
+            self._meta = self._build_meta()
+        return self._meta
+
+    def _build_meta(self) -> dict[str, Any]:
         return {
             "labelspace": self.label_space.to_dict(),
             "labelspace_fingerprint": self.label_space.fingerprint,
@@ -259,11 +291,16 @@ class ShardWriter:
                 raise ValueError(f"{key}: instance must be {hw}, got {instance.shape}")
             if image is not None and (image.dtype != np.uint8 or image.shape != (*hw, 3)):
                 raise ValueError(f"{key}: image must be uint8 {(*hw, 3)}, got {image.dtype} {image.shape}")
-            encoded = encode_sample(label, instance, image, num_ids=self.label_space.num_ids)
+            encoded = encode_sample(
+                label, instance, image, num_ids=self.label_space.num_ids, deflate_image=self.deflate_images
+            )
         if encoded.shape != hw:
             raise ValueError(f"{key}: sample is {encoded.shape}, this shard dir holds {hw}")
         if self.with_image != (encoded.image is not None):
             raise ValueError(f"{key}: this shard dir {'needs' if self.with_image else 'takes no'} images")
+        if encoded.image is not None and encoded.image_deflated != self.deflate_images:
+            raise ValueError(f"{key}: image chunk is {'deflated' if encoded.image_deflated else 'raw'}, this writer"
+                             f" stores {'deflated' if self.deflate_images else 'raw'} ones")  # fmt: skip
         if encoded.max_label >= self.label_space.num_ids:
             raise ValueError(f"{key}: label id {encoded.max_label} outside label space {self.label_space.name!r}")
         if key in self._keys:
@@ -284,7 +321,7 @@ class ShardWriter:
         if op.filled == op.count:
             op.finish(self)
             self._open = None
-            self._entries[sid] = entry_from_file(op.final)
+            self._entries[sid] = op.entry()
             if self.is_main:
                 write_manifest(self.out_dir, self.meta(), list(self._entries.values()))
 
