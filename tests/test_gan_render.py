@@ -77,6 +77,13 @@ def test_render_is_deterministic_whatever_the_batch_size(inputs, rendered, tmp_p
     assert not (out / "preview.png").exists()
 
 
+def test_parallel_encoders_write_the_same_bytes(inputs, rendered, tmp_path):
+    out = tmp_path / "encoders"
+    render_shards(inputs[0], out, replace(CFG, encoders=3), generator=inputs[1])
+    a, b = ShardSet(rendered).shards, ShardSet(out).shards
+    assert [e["sha256"] for e in a] == [e["sha256"] for e in b]
+
+
 def test_photos_are_stored_raw_unless_compression_is_asked_for(inputs, rendered, tmp_path):
     import h5py
 

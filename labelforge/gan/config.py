@@ -116,6 +116,7 @@ class RenderConfig:
     # Rendered photos are stored raw unless asked: deflate would save ~40% of the disk but cost ~23 ms
     # of one core per 512x1024 image, so one writer thread could not keep up with a GPU.
     compress_images: bool = False
+    encoders: int = 0  # threads that encode samples for the writer; 0: 1 on the CPU, up to 8 beside a GPU
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -124,6 +125,8 @@ class RenderConfig:
             raise LabelforgeError(f"render config: amp dtype must be bf16, fp16 or none, got {self.amp_dtype!r}")
         if self.preview < 0:
             raise LabelforgeError("render config: preview count must be >= 0")
+        if self.encoders < 0:
+            raise LabelforgeError("render config: encoders must be >= 0 (0: automatic)")
 
 
 def parse_size(text: str) -> tuple[int, int]:
