@@ -8,6 +8,8 @@ Goal: <= 1.10 with the tiny preset on the CPU. It is measured with in-process lo
 and with one loader process (``..._workers1``): on a 2-core CPU a loader process takes cores
 from the generator, on a GPU machine it keeps the device fed. With CUDA present, ``run`` also measures the 512p
 GlobalGenerator at 512x1024 in bf16 (eager / channels_last / torch.compile) against its FLOP count.
+``render_writer_512x1024_*`` is the background writer's own ceiling at the 512p output size, the
+limit a GPU render meets once the device outruns the CPU side.
 
 Example:
     python -m bench.run --only render --quick
@@ -101,8 +103,8 @@ def run(quick: bool = True) -> dict[str, float]:
         # by 10-20% over seconds, which a ratio of neighbours cancels and a median of them ignores.
         times: dict[str, list[float]] = {"w0": [], "w1": [], "bare": []}
         ratios: dict[str, list[float]] = {"w0": [], "w1": []}
-        for r in range(reps):
-            for wk in (0, 1):
+        for wk in (0, 1):  # all workers-0 pairs first: a loader process's start-up stays out of them
+            for r in range(reps):
                 rcfg = RenderConfig(batch_size=batch, device="cpu", workers=wk, preview=0)
                 t0 = time.perf_counter()
                 render_shards(shards, tmp_p / f"out{r}-{wk}", rcfg, generator=ck)
