@@ -39,11 +39,13 @@ def _scene(rng: np.random.Generator, h: int = 64, w: int = 64) -> tuple[np.ndarr
     return lab, np.clip(LS.palette[lab].astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
-def _shards(out: Path, n: int, *, ls: LabelSpace = LS, with_image: bool = True, classes=("car",)) -> Path:
+def _shards(
+    out: Path, n: int, *, ls: LabelSpace = LS, with_image: bool = True, classes=("car",), deflate: bool = True
+) -> Path:
     rng = np.random.default_rng(7)
     with ShardWriter(
         out, label_space=ls, method="overlay", config={"classes": list(classes)}, seed=7, total=n,
-        height=64, width=64, samples_per_shard=3, with_image=with_image,
+        height=64, width=64, samples_per_shard=3, with_image=with_image, deflate_images=deflate,
     ) as w:  # fmt: skip
         for i in range(w.start_index, n):
             lab, img = _scene(rng)
@@ -71,7 +73,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "root": root,
         "noval": noval,
         "supp": _shards(base / "supp", 6),
-        "supp2": _shards(base / "supp2", 3, classes=("wall", "bus")),
+        "supp2": _shards(base / "supp2", 3, classes=("wall", "bus"), deflate=False),  # raw photos, as render writes
         "labels_only": _shards(base / "labels_only", 3, with_image=False),
         "other_ls": _shards(base / "other_ls", 3, ls=other),
     }
