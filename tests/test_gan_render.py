@@ -25,7 +25,7 @@ from labelforge.gan.render import GeneratorRenderer, rank_slice, render_shards, 
 from labelforge.labelspace import LabelSpace, get_label_space
 from labelforge.shards import ShardSet
 
-CFG = RenderConfig(batch_size=3, device="cpu", preview=3)
+CFG = RenderConfig(batch_size=3, device="cpu", preview=3, workers=0)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -192,6 +192,20 @@ def test_oracle_with_the_real_painter(inputs, tmp_path):
     res = render_shards(inputs[0], tmp_path / "out", replace(CFG, oracle=True), generator=None)
     imgs = [s["image"] for s in ShardSet(tmp_path / "out")]
     assert res.rendered == 10 and all(im.shape == (32, 64, 3) and im.std() > 2 for im in imgs)
+
+
+def test_default_loader_processes_and_encoder_threads(monkeypatch):
+    import torch
+
+    from labelforge.gan.render import _encoders, _loader_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    auto = RenderConfig()
+    assert (_loader_workers(auto, cpu), _loader_workers(auto, gpu)) == (0, 2)  # a generator
+    assert _loader_workers(replace(auto, oracle=True), cpu) == 16  # the oracle paints in the loader
+    assert _loader_workers(replace(auto, workers=3), cpu) == 3
+    assert (_encoders(auto, cpu), _encoders(auto, gpu), _encoders(replace(auto, encoders=5), cpu)) == (1, 8, 5)
 
 
 def test_rank_slices_and_shard_batches():

@@ -136,7 +136,16 @@ def render(
             help="Deflate the rendered photos (~0.6x the disk, ~23 ms of CPU per 512x1024 image); default raw.",
         ),
     ] = False,
-    workers: WorkersOpt = 2,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-j",
+            help="Loader processes (0: all cores). Default: all cores for --oracle, none for a generator"
+            " on the CPU (they would take its cores), 2 beside a GPU.",
+            min=0,
+        ),
+    ] = None,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -156,7 +165,7 @@ def render(
         batch_size=batch_size,
         device=device,
         amp_dtype=amp,
-        workers=resolve_workers(workers),
+        workers=None if workers is None else resolve_workers(workers),
         preview=preview,
         seed=seed,
         oracle=oracle,

@@ -222,6 +222,17 @@ class _BackgroundWriter:
             raise self.error
 
 
+def _loader_workers(cfg: RenderConfig, device: torch.device) -> int:
+    """Loader processes: ``cfg.workers``, or by default one per core for the oracle (its painter runs
+    in the loader, so they are the renderers), none for a generator on the CPU (they would take its
+    cores) and 2 beside a GPU."""
+    if cfg.workers is not None:
+        return cfg.workers
+    if cfg.oracle:
+        return os.cpu_count() or 1
+    return 0 if device.type == "cpu" else 2
+
+
 def _encoders(cfg: RenderConfig, device: torch.device) -> int:
     """Encoder threads: ``cfg.encoders``, or by default one on the CPU (the generator already uses every
     core) and up to 8, half the cores, beside a GPU."""
@@ -354,7 +365,11 @@ def render_shards(
         todo = writer.pending()
         batches = RenderBatches(ss, shard_batches(todo, spp, cfg.batch_size), (height, width), cfg.oracle, cfg.seed)
         loader = torch.utils.data.DataLoader(
-            batches, batch_size=None, shuffle=False, num_workers=cfg.workers, pin_memory=device.type == "cuda"
+            batches,
+            batch_size=None,
+            shuffle=False,
+            num_workers=_loader_workers(cfg, device),
+            pin_memory=device.type == "cuda",
         )
         bar = (progress or NullProgress()) if info.is_main else NullProgress()
         preview = None
