@@ -36,7 +36,7 @@ import torch
 from .._runtime import amp_dtype, autocast, barrier, distributed, to_host_async
 from ..errors import InputError, LabelforgeError
 from ..progress import NullProgress, Progress
-from ..shards import EncodedSample, ShardSet, ShardWriter, encode_sample
+from ..shards import EncodedSample, ShardSet, ShardWriter
 from .checkpoint import checkpoint_path, load_generator
 from .config import RenderConfig
 from .data import resize_label
@@ -185,13 +185,7 @@ class _BackgroundWriter:
         self.thread.start()
 
     def _encode(self, batch: dict[str, Any], images: np.ndarray, j: int) -> EncodedSample:
-        return encode_sample(
-            batch["label"][j].numpy(),
-            batch["instance"][j].numpy(),
-            images[j],
-            num_ids=self.writer.label_space.num_ids,
-            deflate_image=self.writer.deflate_images,
-        )
+        return self.writer.encode(batch["label"][j].numpy(), batch["instance"][j].numpy(), images[j])
 
     def _run(self) -> None:
         while (job := self.q.get()) is not None:

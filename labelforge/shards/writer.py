@@ -247,6 +247,13 @@ class ShardWriter:
         return int(name.removeprefix("shard-").removesuffix(".h5"))
 
     # -- writing -----------------------------------------------------------------------------------
+    def encode(self, label: np.ndarray, instance: np.ndarray, image: np.ndarray | None) -> EncodedSample:
+        """:func:`~labelforge.shards.encode.encode_sample` as this writer stores it (thread-safe: it
+        reads only fixed settings), for producers that encode in parallel and pass ``encoded``."""
+        return encode_sample(
+            label, instance, image, num_ids=self.label_space.num_ids, deflate_image=self.deflate_images
+        )
+
     def pending(self) -> list[int]:
         """Global indexes this writer still has to write, in order."""
         out: list[int] = []
@@ -291,9 +298,7 @@ class ShardWriter:
                 raise ValueError(f"{key}: instance must be {hw}, got {instance.shape}")
             if image is not None and (image.dtype != np.uint8 or image.shape != (*hw, 3)):
                 raise ValueError(f"{key}: image must be uint8 {(*hw, 3)}, got {image.dtype} {image.shape}")
-            encoded = encode_sample(
-                label, instance, image, num_ids=self.label_space.num_ids, deflate_image=self.deflate_images
-            )
+            encoded = self.encode(label, instance, image)
         if encoded.shape != hw:
             raise ValueError(f"{key}: sample is {encoded.shape}, this shard dir holds {hw}")
         if self.with_image != (encoded.image is not None):
