@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_gan_support import (
+from _gan_data import (
     make_checkpoint,
     make_label_shards,
     make_pair_root,
@@ -112,7 +112,7 @@ def test_train_generator_bad_options(tmp_path, args, needle):
 
 def test_train_generator_on_a_label_only_root(tmp_path):
     import numpy as np
-    from test_gan_support import scene
+    from _gan_data import scene
 
     from cityscapes_tools.writer import write_sample
 

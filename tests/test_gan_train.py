@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_gan_support import (
+from _gan_data import (
     make_pair_root,
     one_torch_thread,  # noqa: F401 - an autouse fixture
 )
