@@ -104,7 +104,9 @@ def test_mixed_run_writes_metrics_with_the_measured_share(data: dict[str, Path])
     assert all("miou" in h and h["seconds"] > 0 for h in m["history"])
     assert m["history"][-1]["miou"] == m["miou"]
     run = json.loads((out / "run.json").read_text())
-    assert run["supp_ratio"] == 0.5 and run["crop"] == [48, 48] and run["backbone"] == "resnet18"
+    assert run["command"] == "train-eval" and run["world_size"] == 1
+    assert run["config"]["supp_ratio"] == 0.5 and run["config"]["crop"] == [48, 48]
+    assert run["sampler"] == {"kind": "MixSampler", "seed": 0, "originals": 4, "supplementary": 9}
     assert m["config"]["seed"] == m["seed"] == 0
     assert (out / "_SUCCESS").exists() and (out / "checkpoint.pt").exists()
     events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
