@@ -125,6 +125,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
+
 def resolve_config(preset: str, **overrides: Any) -> TrainEvalConfig:
     """The preset's values, then every override that is not None.
 
