@@ -158,13 +158,14 @@ def check_resume(ck: dict[str, Any], path: str | Path, spec: RunSpec) -> None:
             raise InputError(path, f"checkpoint lacks its {section!r}; rerun with --overwrite")
         for name, value in now.items():
             if name not in spec.may_change and saved.get(name) != value:
+                free = sorted({f for f in spec.may_change if any(f in sec for sec in spec.config.values())})
                 raise InputError(
                     path,
                     f"the run was started with {name}={saved.get(name)!r}, not {value!r}; resume with the same"
-                    f" settings (only {', '.join(sorted(spec.may_change))} may change) or pass --overwrite",
+                    f" settings (only {', '.join(free)} may change) or pass --overwrite",
                 )
     if ck.get("label_space_fingerprint") != spec.label_space.fingerprint:
-        what = _first_difference(ck.get("label_space") or {}, spec.label_space.to_dict())
+        what = _label_space_difference(ck.get("label_space") or {}, spec.label_space.to_dict())
         raise InputError(
             path,
             f"label space {spec.label_space.name!r} is not the one the run was started with ({what});"
@@ -175,17 +176,18 @@ def check_resume(ck: dict[str, Any], path: str | Path, spec: RunSpec) -> None:
         if saved_sampler.get(name) != value:
             raise InputError(
                 path,
-                f"the data changed since the run began: its sampler drew with {name}={saved_sampler.get(name)!r},"
-                f" this run's with {value!r}; resume with the same data or pass --overwrite",
+                f"the data changed since the run began (the checkpoint's sampler has {name}="
+                f"{saved_sampler.get(name)!r}, this run's {value!r}); resume with the same data or pass --overwrite",
             )
 
 
-def _first_difference(saved: Any, now: Any, where: str = "") -> str:
-    """``"class 'car' color: [0, 0, 142] there, [1, 2, 3] now"``-style text for two JSON-like values."""
+def _label_space_difference(saved: Any, now: Any, where: str = "") -> str:
+    """The first difference of two ``LabelSpace.to_dict()`` values (or of their parts), as
+    ``"class 'car' color: [0, 0, 142] there, [1, 2, 3] now"``; classes are matched by name."""
     if isinstance(saved, dict) and isinstance(now, dict):
         for key in [*saved, *(k for k in now if k not in saved)]:
             if saved.get(key) != now.get(key):
-                return _first_difference(saved.get(key), now.get(key), f"{where} {key}".strip())
+                return _label_space_difference(saved.get(key), now.get(key), f"{where} {key}".strip())
     if isinstance(saved, list) and isinstance(now, list) and all(isinstance(x, dict) for x in saved + now):
         by_name_saved = {x.get("name"): x for x in saved}
         by_name_now = {x.get("name"): x for x in now}
@@ -194,7 +196,7 @@ def _first_difference(saved: Any, now: Any, where: str = "") -> str:
             if a is None or b is None:
                 return f"class {name!r} {'added' if a is None else 'removed'}"
             if a != b:
-                return _first_difference(a, b, f"class {name!r}")
+                return _label_space_difference(a, b, f"class {name!r}")
         if saved != now:
             return "classes reordered"
     return f"{where}: {saved!r} there, {now!r} now"

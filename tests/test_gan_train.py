@@ -118,7 +118,10 @@ def test_resume_drops_log_lines_of_the_interrupted_epoch(root, tmp_path):
         ({"cfg": replace(CFG, seed=5)}, "started with seed=0, not 5"),
         ({"gen": GeneratorConfig(ngf=8, n_downsample=1, n_blocks=1)}, "started with ngf=16, not 8"),
         ({"label_space": "other"}, "label space 'other' is not the one the run was started with (name: 'cityscapes'"),
-        ({"root": "more"}, "the data changed since the run began: its sampler drew with samples=6, this run's with 7"),
+        (
+            {"root": "more"},
+            "the data changed since the run began (the checkpoint's sampler has samples=6, this run's 7)",
+        ),
     ],
 )
 def test_resume_refuses_another_run_in_one_line(root, tmp_path, change, needle):
