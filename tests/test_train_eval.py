@@ -241,10 +241,10 @@ def test_resume_refuses_an_edited_label_space_or_changed_data(data: dict[str, Pa
     ls_file.write_text(json.dumps(LS.to_dict()))
     cfg = resolve_config(
         "tiny", root=root, out=tmp_path / "run", epochs=2, size=(64, 64), crop=(32, 32), batch_size=2,
-        workers=0, device="cpu", label_space=str(ls_file),
+        workers=0, device="cpu", label_space=str(ls_file), eval_every=2,
     )  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
-        train_eval(cfg, progress=_StopAt(3))  # 2 steps per epoch: stops inside epoch 2
+        train_eval(cfg, progress=_StopAt(3))  # 2 steps per epoch: stops inside epoch 2, before any eval
     ck = tmp_path / "run" / "checkpoint.pt"
 
     edited = LS.to_dict()
