@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_gan_support import one_torch_thread  # noqa: F401 - an autouse fixture
+from _gan_data import one_torch_thread  # noqa: F401 - an autouse fixture
 
 from labelforge.gan.config import GeneratorConfig
 from labelforge.gan.networks import (

@@ -104,7 +104,9 @@ def test_mixed_run_writes_metrics_with_the_measured_share(data: dict[str, Path])
     assert all("miou" in h and h["seconds"] > 0 for h in m["history"])
     assert m["history"][-1]["miou"] == m["miou"]
     run = json.loads((out / "run.json").read_text())
-    assert run["supp_ratio"] == 0.5 and run["crop"] == [48, 48] and run["backbone"] == "resnet18"
+    assert run["command"] == "train-eval" and run["world_size"] == 1
+    assert run["config"]["supp_ratio"] == 0.5 and run["config"]["crop"] == [48, 48]
+    assert run["sampler"] == {"kind": "MixSampler", "seed": 0, "originals": 4, "supplementary": 9}
     assert m["config"]["seed"] == m["seed"] == 0
     assert (out / "_SUCCESS").exists() and (out / "checkpoint.pt").exists()
     events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
@@ -229,3 +231,37 @@ def test_bad_input_is_one_line_and_leaves_no_output(data: dict[str, Path], case:
     assert res.exit_code == 2
     assert message in res.output and len(res.output.strip().splitlines()) == 1, res.output
     assert not out.exists()
+
+
+def test_resume_refuses_an_edited_label_space_or_changed_data(data: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    root = shutil.copytree(data["root"], tmp_path / "root")
+    ls_file = tmp_path / "ls.json"
+    ls_file.write_text(json.dumps(LS.to_dict()))
+    cfg = resolve_config(
+        "tiny", root=root, out=tmp_path / "run", epochs=2, size=(64, 64), crop=(32, 32), batch_size=2,
+        workers=0, device="cpu", label_space=str(ls_file), eval_every=2,
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        train_eval(cfg, progress=_StopAt(3))  # 2 steps per epoch: stops inside epoch 2, before any eval
+    ck = tmp_path / "run" / "checkpoint.pt"
+
+    edited = LS.to_dict()
+    car = next(c for c in edited["classes"] if c["name"] == "car")
+    car["color"] = [1, 2, 3]
+    ls_file.write_text(json.dumps(edited))  # the same file name, another table
+    with pytest.raises(InputError) as err:
+        train_eval(cfg, resume=True)
+    msg = str(err.value)
+    assert msg.startswith(f"{ck}: ") and "\n" not in msg
+    assert "label space" in msg and "'car'" in msg and "[0, 0, 142]" in msg and "[1, 2, 3]" in msg
+
+    ls_file.write_text(json.dumps(LS.to_dict()))
+    lab, img = _scene(np.random.default_rng(5))
+    write_sample(root, "train", "tst_000009_000019", label=lab, image=img)  # one more original
+    with pytest.raises(InputError) as err:
+        train_eval(cfg, resume=True)
+    msg = str(err.value)
+    assert msg.startswith(f"{ck}: ") and "originals=4" in msg and "5" in msg
+    assert not (tmp_path / "run" / "_SUCCESS").exists()

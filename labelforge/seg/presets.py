@@ -34,7 +34,6 @@ __all__ = [
     "resolve_config",
     "config_to_dict",
     "config_from_dict",
-    "RESUME_FREE_FIELDS",
 ]
 
 SCHEDULES = ("mixed", "pretrain-finetune")
@@ -125,9 +124,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_mode="slide",
     ),
 }
-
-# Fields a resumed run may change without changing its result.
-RESUME_FREE_FIELDS = ("out", "device", "workers", "log_every", "save_predictions")
 
 
 def resolve_config(preset: str, **overrides: Any) -> TrainEvalConfig:
