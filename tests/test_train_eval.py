@@ -40,15 +40,16 @@ def _scene(rng: np.random.Generator, h: int = 64, w: int = 64) -> tuple[np.ndarr
 
 
 def _shards(
-    out: Path, n: int, *, ls: LabelSpace = LS, with_image: bool = True, classes=("car",), deflate: bool = True
-) -> Path:
+    out: Path, n: int, *, ls: LabelSpace = LS, with_image: bool = True, classes=("car",), deflate: bool = True,
+    size: tuple[int, int] = (64, 64),
+) -> Path:  # fmt: skip
     rng = np.random.default_rng(7)
     with ShardWriter(
         out, label_space=ls, method="overlay", config={"classes": list(classes)}, seed=7, total=n,
-        height=64, width=64, samples_per_shard=3, with_image=with_image, deflate_images=deflate,
+        height=size[0], width=size[1], samples_per_shard=3, with_image=with_image, deflate_images=deflate,
     ) as w:  # fmt: skip
         for i in range(w.start_index, n):
-            lab, img = _scene(rng)
+            lab, img = _scene(rng, *size)
             w.write(i, key=f"sup_{i:06d}_000000", label=lab, instance=lab.astype(np.int32), provenance={},
                     image=img if with_image else None)  # fmt: skip
     return out
@@ -63,6 +64,11 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         for i in range(n):
             lab, img = _scene(rng)
             write_sample(root, split, f"tst_{i:06d}_000019", label=lab, image=img)
+    mixed = base / "mixed_sizes"
+    for split, sizes in (("train", [(64, 64), (32, 64)]), ("val", [(64, 64)])):
+        for i, (h, w) in enumerate(sizes):
+            lab, img = _scene(rng, h, w)
+            write_sample(mixed, split, f"tst_{i:06d}_000019", label=lab, image=img)
     noval = base / "noval"
     for i in range(2):
         lab, img = _scene(rng)
@@ -71,9 +77,11 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "base": base,
         "root": root,
+        "mixed_sizes": mixed,
         "noval": noval,
         "supp": _shards(base / "supp", 6),
         "supp2": _shards(base / "supp2", 3, classes=("wall", "bus"), deflate=False),  # raw photos, as render writes
+        "half": _shards(base / "half", 3, size=(32, 32), deflate=False),  # rendered at half the originals' size
         "labels_only": _shards(base / "labels_only", 3, with_image=False),
         "other_ls": _shards(base / "other_ls", 3, ls=other),
     }
@@ -204,6 +212,41 @@ def test_torchrun_two_processes_on_cpu(data: dict[str, Path]) -> None:
     # both processes' halves of the val split are in the all-reduced matrix
     assert sum(map(sum, m["confusion_matrix"])) == 2 * 64 * 64
     assert proc.stdout.count("mIoU") == 1  # rank 0 alone prints
+
+
+def test_native_size_brings_supplementary_samples_to_the_originals_scale(data: dict[str, Path]) -> None:
+    from labelforge.seg.data import PairTransform
+    from labelforge.seg.sources import check_inputs
+    from labelforge.shards import ShardSet
+
+    # The paper preset keeps the originals at their native size (here 64x64); a generator rendered the
+    # shard at 32x32, so each supplementary sample is scaled x2 (image bilinear, label nearest).
+    cfg = resolve_config("paper", root=data["root"], out=data["base"] / "unused", supp=[data["half"]], size=None)
+    assert cfg.size is None
+    inputs = check_inputs(cfg)
+    assert inputs.supp_size == (64, 64)
+    train = inputs.train_data(PairTransform(None, crop=(64, 64), aug="none"))
+    small = ShardSet(data["half"])[0]
+    image, label = train.load(train.n_orig)
+    assert image.shape == (64, 64, 3) and label.shape == (64, 64)
+    assert np.array_equal(label, LS.id_to_train_id[small["label"].repeat(2, 0).repeat(2, 1)])
+    assert abs(float(image.mean()) - float(small["image"].mean())) < 1.0  # the same photo, upsampled
+    orig_image, _ = train.load(0)
+    assert orig_image.shape == (64, 64, 3)  # originals untouched
+    summary = inputs.data_summary()
+    assert summary["supp_resized_to"] == [64, 64] and summary["supplementary"][0]["size"] == [32, 32]
+    # With --size every image is resized to it, shards included: nothing to do beforehand.
+    assert check_inputs(replace(cfg, size=(48, 48))).supp_size is None
+    # `--size native` reaches the config as "native" (None would mean the preset's size).
+    assert resolve_config("tiny", root=data["root"], out=data["base"] / "unused", size="native").size is None
+
+
+def test_native_size_with_originals_of_several_sizes_and_shards_is_refused(data: dict[str, Path]) -> None:
+    out = data["base"] / "bad-mixed-sizes"
+    res = _invoke([data["mixed_sizes"], "--supp", data["half"], "--size", "native", "--out", out, "--epochs", "1"])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "train photos differ in size" in res.output and "give --size" in res.output
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(

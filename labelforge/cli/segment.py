@@ -139,7 +139,7 @@ def train_eval_cmd(
         device=device,
         workers=resolve_workers(workers),
         label_space=label_space,
-        **({} if size_hw is None else {"size": None if size_hw == "native" else size_hw}),
+        size=size_hw,  # None: the preset's; "native": no resize
     )
     main = int(os.environ.get("RANK", "0")) == 0
     metrics = train_eval(cfg, overwrite=overwrite, resume=resume, progress=RichProgress(quiet=quiet or not main))

@@ -4,6 +4,11 @@ A dataset root must have a ``train`` split with photos and a ``val`` split with 
 ``--supp`` dir must be a finished shard dir with images (rendered or copy-paste output, not label
 maps alone) in the run's label space. Each problem is one line naming the path.
 
+At native input size (``size=None``) supplementary samples are brought to the originals' size,
+read from the PNG headers of the train split: a generator renders at its own resolution (512x1024
+for ``512p``) while the originals stay at theirs (1024x2048), and objects must appear at one scale.
+Originals of several sizes leave no single scale to bring them to, so that mix is refused.
+
 Example:
     >>> from labelforge.seg.sources import check_inputs  # doctest: +SKIP
     >>> inputs = check_inputs(cfg)  # doctest: +SKIP
@@ -21,9 +26,10 @@ from ..dataset import SamplePaths, open_dataset
 from ..errors import InputError
 from ..labelspace import LabelSpace, get_label_space
 from ..shards import ShardSet
+from .data import PairTransform, TrainData
 from .presets import TrainEvalConfig
 
-__all__ = ["RunInputs", "check_inputs", "open_supplementary"]
+__all__ = ["RunInputs", "check_inputs", "open_supplementary", "native_size", "png_size"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,11 @@ class RunInputs:
     train: list[SamplePaths]
     val: list[SamplePaths]
     shards: list[ShardSet]
+    supp_size: tuple[int, int] | None = None  # (H, W) supplementary samples are resized to; None: as stored
+
+    def train_data(self, transform: PairTransform) -> TrainData:
+        """The training set of the run: originals, then every shard dir (brought to ``supp_size``)."""
+        return TrainData(self.train, self.shards, self.label_space, transform, supp_size=self.supp_size)
 
     def data_summary(self) -> dict[str, Any]:
         """The ``data`` section of metrics.json (the measured supplementary share is added by training)."""
@@ -44,9 +55,11 @@ class RunInputs:
                     "count": len(ss),
                     "method": ss.method,
                     "classes": list(ss.config.get("classes", [])),
+                    "size": [ss.height, ss.width],
                 }
                 for ss in self.shards
             ],
+            "supp_resized_to": None if self.supp_size is None else list(self.supp_size),
         }
 
     def augmented_classes(self) -> list[str]:
@@ -84,4 +97,31 @@ def check_inputs(cfg: TrainEvalConfig) -> RunInputs:
     shards = [open_supplementary(p, ls) for p in cfg.supp]
     if cfg.backbone_weights is not None and not Path(cfg.backbone_weights).is_file():
         raise InputError(cfg.backbone_weights, "backbone weights file not found")
-    return RunInputs(label_space=ls, train=train, val=val, shards=shards)
+    # With --size every image is resized to it anyway; at native size the shards follow the originals.
+    supp_size = native_size(cfg.root, train) if shards and cfg.size is None else None
+    return RunInputs(label_space=ls, train=train, val=val, shards=shards, supp_size=supp_size)
+
+
+def png_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) of a PNG file from its header alone (a few bytes, no decoding)."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise InputError(path, "not a PNG file")
+    return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+
+
+def native_size(root: str | Path, train: list[SamplePaths]) -> tuple[int, int]:
+    """The one (H, W) of the train photos; refuses originals of several sizes (no single scale to match)."""
+    sizes: dict[tuple[int, int], Path] = {}
+    for s in train:
+        assert s.image is not None
+        sizes.setdefault(png_size(s.image), s.image)
+    if len(sizes) > 1:
+        (a, pa), (b, pb) = list(sizes.items())[:2]
+        raise InputError(
+            root,
+            f"train photos differ in size ({pa.name} is {a[1]}x{a[0]}, {pb.name} is {b[1]}x{b[0]}), so supplementary "
+            "samples have no one native scale to match; give --size HxW",
+        )
+    return next(iter(sizes))

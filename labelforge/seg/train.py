@@ -270,7 +270,7 @@ def _run(
     if info.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    train_data = TrainData(inputs.train, inputs.shards, inputs.label_space, PairTransform(cfg.size, cfg.crop, cfg.aug))
+    train_data = inputs.train_data(PairTransform(cfg.size, cfg.crop, cfg.aug))
     val_data = ValData(inputs.val, inputs.label_space, cfg.size)
     sampler = MixSampler(train_data.n_orig, train_data.n_supp, cfg.seed, info.rank, info.world)
     loader = train_loader(train_data, sampler, cfg, device, info.world)
