@@ -50,8 +50,13 @@ def save_checkpoint(
     gen_cfg: GeneratorConfig,
     train_cfg: TrainConfig,
     label_space: LabelSpace,
+    root: str | Path | None = None,
 ) -> Path:
-    """Write the checkpoint to a temporary file beside ``path`` and rename it (a reader never sees half)."""
+    """Write the checkpoint to a temporary file beside ``path`` and rename it (a reader never sees half).
+
+    ``root`` is the dataset root the generator trains on: with the split it goes into ``data``, so
+    rendered shards can say which photos their generator saw (train-eval refuses its own val split).
+    """
     from dataclasses import asdict
 
     from cityscapes_tools.io import atomic_write_bytes
@@ -69,6 +74,7 @@ def save_checkpoint(
         "label_space_fingerprint": label_space.fingerprint,
         "input_nc": gen_cfg.input_nc(label_space.num_ids),
         "size": [train_cfg.height, train_cfg.width],
+        "data": {"root": None if root is None else str(Path(root).resolve()), "split": train_cfg.split},
         "labelforge_version": __version__,
     }
     buf = io.BytesIO()

@@ -294,6 +294,7 @@ def train_generator(
                         gen_cfg=gen_cfg,
                         train_cfg=cfg,
                         label_space=ls,
+                        root=root,
                     )
                 barrier()
         result = TrainResult(out, cfg.epochs, start, step, losses, time.perf_counter() - t0, info.is_main)
