@@ -41,11 +41,11 @@ def _scene(rng: np.random.Generator, h: int = 64, w: int = 64) -> tuple[np.ndarr
 
 def _shards(
     out: Path, n: int, *, ls: LabelSpace = LS, with_image: bool = True, classes=("car",), deflate: bool = True,
-    size: tuple[int, int] = (64, 64),
+    size: tuple[int, int] = (64, 64), config: dict | None = None,
 ) -> Path:  # fmt: skip
     rng = np.random.default_rng(7)
     with ShardWriter(
-        out, label_space=ls, method="overlay", config={"classes": list(classes)}, seed=7, total=n,
+        out, label_space=ls, method="overlay", config={"classes": list(classes), **(config or {})}, seed=7, total=n,
         height=size[0], width=size[1], samples_per_shard=3, with_image=with_image, deflate_images=deflate,
     ) as w:  # fmt: skip
         for i in range(w.start_index, n):
@@ -272,3 +272,80 @@ def test_bad_input_is_one_line_and_leaves_no_output(data: dict[str, Path], case:
     assert res.exit_code == 2
     assert message in res.output and len(res.output.strip().splitlines()) == 1, res.output
     assert not out.exists()
+
+
+def _gen(root: Path | None, split: str | None) -> dict:
+    """A render record of a pix2pixHD generator trained on ``split`` of ``root``."""
+    return {"renderer": "pix2pixhd", "generator_data": {"root": None if root is None else str(root), "split": split}}
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("composed_from_val", "its label maps come from split 'val' of"),
+        ("copy_paste_from_val", "its label maps and donor photos come from split 'val' of"),
+        ("generator_trained_on_val", "rendered by a generator trained on split 'val' of"),
+        ("generator_root_unrecorded", "split 'val' of an unrecorded dataset root"),
+        ("generator_split_unrecorded", "whose training split is not recorded"),
+        ("root_through_a_symlink", "its label maps come from split 'val' of"),
+    ],
+)
+def test_shards_from_the_evaluation_split_are_refused_in_one_line(
+    data: dict[str, Path], tmp_path: Path, case: str, message: str
+) -> None:
+    root = data["root"].resolve()
+    link = tmp_path / "root-link"
+    link.symlink_to(root)
+    config = {
+        "composed_from_val": {"root": str(root), "split": "val"},
+        "copy_paste_from_val": {"root": str(root), "split": "val", "copy_paste": True},
+        "generator_trained_on_val": {"root": str(root), "split": "train", "render": _gen(root, "val")},
+        "generator_root_unrecorded": {"root": str(root), "split": "train", "render": _gen(None, "val")},
+        "generator_split_unrecorded": {"root": str(root), "split": "train", "render": {"renderer": "pix2pixhd"}},
+        "root_through_a_symlink": {"root": str(link), "split": "val"},
+    }[case]
+    supp = _shards(tmp_path / "supp", 3, config=config)
+    out = tmp_path / "run"
+    res = _invoke([data["root"], "--supp", supp, "--out", out, "--epochs", "1", "-q"])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert f"{supp}: evaluation-split leakage: " in res.output and message in res.output, res.output
+    assert "--allow-eval-leak" in res.output
+    assert not out.exists()
+
+
+def test_shards_from_train_or_another_dataset_pass_the_leak_check(data: dict[str, Path], tmp_path: Path) -> None:
+    from labelforge.seg.sources import check_inputs
+
+    root = data["root"].resolve()
+    clean = {
+        "train": {"root": str(root), "split": "train"},
+        "rendered_train": {"root": str(root), "split": "train", "render": _gen(root, "train")},
+        "other_val": {"root": str(data["noval"]), "split": "val", "render": _gen(data["noval"], "val")},
+        "oracle": {"root": str(root), "split": "train", "render": {"renderer": "oracle"}},
+        "hand_built": {},  # no compose record: nothing to check
+    }
+    supp = [_shards(tmp_path / name, 3, config=cfg) for name, cfg in clean.items()]
+    inputs = check_inputs(resolve_config("tiny", root=data["root"], out=tmp_path / "run", supp=supp))
+    assert inputs.leaks == ()
+    sources = [s["sources"] for s in inputs.data_summary()["supplementary"]]
+    assert sources[1] == [
+        {"what": "label maps", "root": str(root), "split": "train"},
+        {"what": "generator training pairs", "root": str(root), "split": "train"},
+    ]
+    assert sources[3] == [{"what": "label maps", "root": str(root), "split": "train"}] and sources[4] == []
+
+
+def test_allow_eval_leak_trains_and_metrics_say_so(data: dict[str, Path], tmp_path: Path) -> None:
+    root = data["root"].resolve()
+    supp = _shards(tmp_path / "supp", 3, config={"root": str(root), "split": "val"})
+    out = tmp_path / "run"
+    res = _invoke([data["root"], "--supp", supp, "--allow-eval-leak", "--iters", "1", "--out", out, *FAST])
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["config"]["allow_eval_leak"] is True
+    assert m["data"]["eval_leaks"] == [
+        {
+            "path": str(supp),
+            "reason": f"its label maps come from split 'val' of {root}, the split this run evaluates on",
+        }
+    ]

@@ -69,6 +69,7 @@ class TrainEvalConfig:
     eval_mode: str = "whole"
     flip: bool = False
     save_predictions: bool = False
+    allow_eval_leak: bool = False  # train on --supp dirs made from the val split (metrics.json lists them)
     seed: int = 0
     device: str = "auto"
     workers: int = 2
@@ -127,7 +128,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # Fields a resumed run may change without changing its result.
-RESUME_FREE_FIELDS = ("out", "device", "workers", "log_every", "save_predictions")
+# (allow_eval_leak too: the inputs are checked again on resume, so it cannot let anything new through.)
+RESUME_FREE_FIELDS = ("out", "device", "workers", "log_every", "save_predictions", "allow_eval_leak")
 
 
 def resolve_config(preset: str, **overrides: Any) -> TrainEvalConfig:

@@ -9,6 +9,12 @@ read from the PNG headers of the train split: a generator renders at its own res
 for ``512p``) while the originals stay at theirs (1024x2048), and objects must appear at one scale.
 Originals of several sizes leave no single scale to bring them to, so that mix is refused.
 
+Evaluation-split leakage is refused too: a shard dir whose label maps (and, for copy-paste, donor
+photos) were composed from the split this run evaluates on, or whose photos were rendered by a
+generator trained on it, of the same dataset root, would score the model on data it trained on.
+The check reads what compose and render record in the shard config (``root``/``split``, and
+``render.generator_data``); ``allow_eval_leak`` lets such a dir through and metrics.json says so.
+
 Example:
     >>> from labelforge.seg.sources import check_inputs  # doctest: +SKIP
     >>> inputs = check_inputs(cfg)  # doctest: +SKIP
@@ -18,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +36,19 @@ from ..shards import ShardSet
 from .data import PairTransform, TrainData
 from .presets import TrainEvalConfig
 
-__all__ = ["RunInputs", "check_inputs", "open_supplementary", "native_size", "png_size"]
+__all__ = [
+    "EVAL_SPLIT",
+    "DataSource",
+    "RunInputs",
+    "check_inputs",
+    "eval_leak",
+    "open_supplementary",
+    "native_size",
+    "png_size",
+    "shard_sources",
+]
+
+EVAL_SPLIT = "val"  # the split train-eval scores on
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,7 @@ class RunInputs:
     val: list[SamplePaths]
     shards: list[ShardSet]
     supp_size: tuple[int, int] | None = None  # (H, W) supplementary samples are resized to; None: as stored
+    leaks: tuple[tuple[str, str], ...] = ()  # (shard dir, why) let through by allow_eval_leak
 
     def train_data(self, transform: PairTransform) -> TrainData:
         """The training set of the run: originals, then every shard dir (brought to ``supp_size``)."""
@@ -56,10 +76,12 @@ class RunInputs:
                     "method": ss.method,
                     "classes": list(ss.config.get("classes", [])),
                     "size": [ss.height, ss.width],
+                    "sources": [vars(src) for src in shard_sources(ss)],
                 }
                 for ss in self.shards
             ],
             "supp_resized_to": None if self.supp_size is None else list(self.supp_size),
+            "eval_leaks": [{"path": path, "reason": why} for path, why in self.leaks],
         }
 
     def augmented_classes(self) -> list[str]:
@@ -68,6 +90,59 @@ class RunInputs:
         for ss in self.shards:
             names.update(str(c) for c in ss.config.get("classes", []) or [])
         return sorted(names)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Dataset data a shard dir was made from: ``what`` (label maps, donor photos, generator training
+    pairs), the dataset ``root`` and ``split``; None where the shard config does not record it."""
+
+    what: str
+    root: str | None
+    split: str | None
+
+
+def shard_sources(ss: ShardSet) -> list[DataSource]:
+    """The dataset data behind a shard dir, as compose and render recorded it in its config."""
+    cfg = ss.config
+    out = []
+    if "split" in cfg:  # compose: base maps and segments (and, with --copy-paste, their photos)
+        what = "label maps and donor photos" if cfg.get("copy_paste") else "label maps"
+        out.append(DataSource(what, cfg.get("root"), cfg.get("split")))
+    render = cfg.get("render") or {}
+    if render.get("renderer", "oracle") != "oracle":  # a trained generator saw photo/label pairs
+        data = render.get("generator_data") or {}
+        out.append(DataSource("generator training pairs", data.get("root"), data.get("split")))
+    return out
+
+
+def _same_root(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them is gone: compare the paths
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def eval_leak(ss: ShardSet, root: str | Path, split: str = EVAL_SPLIT) -> str | None:
+    """Why ``ss`` holds data of ``split`` of ``root`` (the evaluation data), or None when it does not."""
+    for src in shard_sources(ss):
+        if src.what == "generator training pairs" and src.split is None:
+            return (
+                "its photos were rendered by a generator whose training split is not recorded "
+                "(an older render); render it again"
+            )
+        if src.split != split:
+            continue
+        if src.root is None:
+            where = f"split {split!r} of an unrecorded dataset root"
+        elif _same_root(src.root, root):
+            where = f"split {split!r} of {src.root}"
+        else:
+            continue  # another dataset's val split is no leak into this one's
+        if src.what == "generator training pairs":
+            return f"its photos were rendered by a generator trained on {where}, the split this run evaluates on"
+        return f"its {src.what} come from {where}, the split this run evaluates on"
+    return None
 
 
 def open_supplementary(path: str | Path, ls: LabelSpace) -> ShardSet:
@@ -93,13 +168,20 @@ def check_inputs(cfg: TrainEvalConfig) -> RunInputs:
     ls = get_label_space(cfg.label_space)
     ds = open_dataset(cfg.root, ls)
     train = ds.samples("train", require_images=True)
-    val = ds.samples("val", require_images=True)
+    val = ds.samples(EVAL_SPLIT, require_images=True)
     shards = [open_supplementary(p, ls) for p in cfg.supp]
+    leaks = []
+    for ss in shards:
+        why = eval_leak(ss, cfg.root)
+        if why is not None and not cfg.allow_eval_leak:
+            raise InputError(ss.path, f"evaluation-split leakage: {why}; --allow-eval-leak to train on it anyway")
+        if why is not None:
+            leaks.append((str(ss.path), why))
     if cfg.backbone_weights is not None and not Path(cfg.backbone_weights).is_file():
         raise InputError(cfg.backbone_weights, "backbone weights file not found")
     # With --size every image is resized to it anyway; at native size the shards follow the originals.
     supp_size = native_size(cfg.root, train) if shards and cfg.size is None else None
-    return RunInputs(label_space=ls, train=train, val=val, shards=shards, supp_size=supp_size)
+    return RunInputs(label_space=ls, train=train, val=val, shards=shards, supp_size=supp_size, leaks=tuple(leaks))
 
 
 def png_size(path: str | Path) -> tuple[int, int]:
