@@ -174,7 +174,7 @@ def check_inputs(cfg: TrainEvalConfig) -> RunInputs:
     for ss in shards:
         why = eval_leak(ss, cfg.root)
         if why is not None and not cfg.allow_eval_leak:
-            raise InputError(ss.path, f"evaluation-split leakage: {why}; --allow-eval-leak to train on it anyway")
+            raise InputError(ss.path, f"evaluation-split leakage: {why} (--allow-eval-leak trains on it anyway)")
         if why is not None:
             leaks.append((str(ss.path), why))
     if cfg.backbone_weights is not None and not Path(cfg.backbone_weights).is_file():
