@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 EVAL_SPLIT = "val"  # the split train-eval scores on
+_GENERATOR = "generator training pairs"
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def shard_sources(ss: ShardSet) -> list[DataSource]:
     render = cfg.get("render") or {}
     if render.get("renderer", "oracle") != "oracle":  # a trained generator saw photo/label pairs
         data = render.get("generator_data") or {}
-        out.append(DataSource("generator training pairs", data.get("root"), data.get("split")))
+        out.append(DataSource(_GENERATOR, data.get("root"), data.get("split")))
     return out
 
 
@@ -126,7 +127,7 @@ def _same_root(a: str | Path, b: str | Path) -> bool:
 def eval_leak(ss: ShardSet, root: str | Path, split: str = EVAL_SPLIT) -> str | None:
     """Why ``ss`` holds data of ``split`` of ``root`` (the evaluation data), or None when it does not."""
     for src in shard_sources(ss):
-        if src.what == "generator training pairs" and src.split is None:
+        if src.what == _GENERATOR and src.split is None:
             return (
                 "its photos were rendered by a generator whose training split is not recorded "
                 "(an older render); render it again"
@@ -139,7 +140,7 @@ def eval_leak(ss: ShardSet, root: str | Path, split: str = EVAL_SPLIT) -> str | 
             where = f"split {split!r} of {src.root}"
         else:
             continue  # another dataset's val split is no leak into this one's
-        if src.what == "generator training pairs":
+        if src.what == _GENERATOR:
             return f"its photos were rendered by a generator trained on {where}, the split this run evaluates on"
         return f"its {src.what} come from {where}, the split this run evaluates on"
     return None
