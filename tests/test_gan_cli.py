@@ -63,6 +63,8 @@ def test_train_then_render_from_the_command_line(tmp_path):
     assert res.exit_code == 0, res.output
     assert "rendered 5 of 5 samples at 32x64" in res.output and (out / "preview.png").is_file()
     assert ShardSet(out).has_image and ShardSet(out).config["render"]["compress_images"] is True
+    # The photos the generator saw travel with what it renders (train-eval refuses its own val split).
+    assert ShardSet(out).config["render"]["generator_data"] == {"root": str(root.resolve()), "split": "train"}
     res = invoke("render", shards, "--generator", gen, "--out", out, "--device", "cpu")
     assert "--overwrite" in _error_line(res)
 

@@ -133,13 +133,15 @@ def test_resume_refuses_another_run_in_one_line(root, tmp_path, change, needle):
     from labelforge.labelspace import LabelSpace, get_label_space
 
     out = tmp_path / "run"
+    if change.get("root") == "more":  # a root of our own, to which one pair is added below
+        root = shutil.copytree(root, tmp_path / "more")
     train_generator(root, out, GEN, replace(CFG, epochs=1))
     before = sorted(p.name for p in out.rglob("*")), (out / "log.jsonl").read_bytes()
     kw = {"cfg": CFG, "gen": GEN, "label_space": "cityscapes", "root": root, **change}
     if kw["label_space"] == "other":
         kw["label_space"] = LabelSpace.from_dict({**get_label_space().to_dict(), "name": "other"})
     if kw["root"] == "more":  # the same pairs and one more
-        kw["root"] = shutil.copytree(root, tmp_path / "more")
+        kw["root"] = root
         rng = np.random.default_rng(9)
         label, inst = scene(rng, 32, 64)
         write_sample(kw["root"], "train", "tiny_000001_000000", label=label, instance=inst, image=photo(label, rng))
@@ -191,8 +193,34 @@ def test_lsgan_and_feature_matching_values():
     one, zero = torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)
     assert lsgan_loss([[one], [zero]], target_real=True).item() == 1.0  # (0 + 1) over two discriminators
     assert lsgan_loss([[one], [zero]], target_real=False).item() == 1.0
-    # Two discriminators with 3 layers each (n_layers 2): weight 4 / 3 / 2 per layer, last layer skipped.
-    fake = [[one, one, zero], [one, zero, zero]]
-    real = [[zero, one, one], [zero, zero, one]]
-    expected = 10.0 * (4 / 3 / 2) * (1 + 0 + 1 + 0)
+    # Two discriminators with n_layers 2 return 4 outputs each: 3 intermediate layers weighted
+    # 4 / 3 / 2 each (pix2pixHD's 4 / (n_layers + 1) / num_D), then the patch scores, never matched.
+    fake = [[one, one, zero, one], [one, zero, zero, one]]
+    real = [[zero, one, one, zero], [zero, zero, one, zero]]
+    expected = 10.0 * (4 / 3 / 2) * (1 + 0 + 1 + 1 + 0 + 1)
     assert feature_matching_loss(fake, real, lambda_feat=10.0).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("n_layers", "num_d"), [(2, 2), (3, 2), (3, 3)])
+def test_feature_matching_weights_sum_to_four_per_discriminator_as_pix2pixhd(n_layers, num_d):
+    from labelforge.gan.losses import feature_matching_loss
+    from labelforge.gan.networks import MultiscaleDiscriminator
+
+    d = MultiscaleDiscriminator(input_nc=4, ndf=4, n_layers=n_layers, num_d=num_d)
+    with torch.no_grad():
+        pred = d(torch.randn(1, 4, 32, 32))
+    assert [len(feats) for feats in pred] == [n_layers + 2] * num_d  # n_layers + 1 intermediate, then the scores
+    # Every matched layer at L1 distance exactly 1: pix2pixHD's weights 4 / (n_layers + 1) / num_D add up
+    # to 4, times lambda_feat. The patch scores differ by 5 and must not count.
+    fake = [[torch.ones_like(f) for f in feats[:-1]] + [torch.full_like(feats[-1], 5.0)] for feats in pred]
+    real = [[torch.zeros_like(f) for f in feats] for feats in pred]
+    assert feature_matching_loss(fake, real, lambda_feat=10.0).item() == pytest.approx(40.0)
+    # And on the discriminator's real outputs, term by term as pix2pixHD's pix2pixHD_model.py sums it.
+    with torch.no_grad():
+        other = d(torch.randn(1, 4, 32, 32))
+    expected = sum(
+        4.0 / (n_layers + 1) / num_d * 10.0 * torch.nn.functional.l1_loss(f, r).item()
+        for fs, rs in zip(pred, other, strict=True)
+        for f, r in zip(fs[:-1], rs[:-1], strict=True)
+    )
+    assert feature_matching_loss(pred, other, lambda_feat=10.0).item() == pytest.approx(expected, rel=1e-5)

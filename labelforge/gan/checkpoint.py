@@ -56,14 +56,24 @@ def checkpoint_path(path: str | Path) -> Path:
 
 
 def generator_spec(
-    gen_cfg: Any, train_cfg: TrainConfig, label_space: LabelSpace, sampler: dict[str, Any], fmt: str = FORMAT
+    gen_cfg: Any,
+    train_cfg: TrainConfig,
+    label_space: LabelSpace,
+    sampler: dict[str, Any],
+    fmt: str = FORMAT,
+    root: str | Path | None = None,
 ) -> RunSpec:
-    """The run-dir spec of a generator training: what ``run.json`` and every ``generator.pt`` record."""
+    """The run-dir spec of a generator training: what ``run.json`` and every ``generator.pt`` record.
+
+    ``data`` names the dataset root (resolved) and split the generator trains on, so rendered shards
+    can say which photos their generator saw (train-eval refuses its own val split).
+    """
+    data = {"root": None if root is None else str(Path(root).resolve()), "split": train_cfg.split}
     return RunSpec(
         command="train-generator",
         checkpoint=CHECKPOINT_NAME,
         format=fmt,
-        config={"train_config": asdict(train_cfg), "generator_config": asdict(gen_cfg)},
+        config={"train_config": asdict(train_cfg), "generator_config": asdict(gen_cfg), "data": data},
         label_space=label_space,
         sampler=sampler,
         may_change=RESUME_MAY_CHANGE,
@@ -93,9 +103,10 @@ def save_checkpoint(
     gen_cfg: GeneratorConfig,
     train_cfg: TrainConfig,
     label_space: LabelSpace,
+    root: str | Path | None = None,
 ) -> Path:
     """Write a generator checkpoint outside a training run (e.g. an untrained generator), atomically."""
-    spec = generator_spec(gen_cfg, train_cfg, label_space, sampler={})
+    spec = generator_spec(gen_cfg, train_cfg, label_space, sampler={}, root=root)
     state = pix2pixhd_state(generator, discriminator, optimizers, gen_cfg.input_nc(label_space.num_ids))
     return write_checkpoint(path, {**spec.header(epoch, step), **state, "size": [train_cfg.height, train_cfg.width]})
 

@@ -275,6 +275,11 @@ def _renderer(
             "generator_epoch": int(ck["epoch"]),
             "generator_step": int(ck["step"]),
             "generator_config": ck["generator_config"],
+            # What the generator was trained on: train-eval refuses a generator that saw its val photos.
+            "generator_data": {
+                "root": (ck.get("data") or {}).get("root"),  # None: a checkpoint older than this record
+                "split": ck["train_config"].get("split"),
+            },
             "precision": str(renderer.dtype or torch.float32).removeprefix("torch."),
         }
     info |= {

@@ -152,7 +152,7 @@ def train_generator(
         ls = label_space if isinstance(label_space, LabelSpace) else get_label_space(label_space)
         data = _open_data(root, gen_cfg, cfg, ls, info.rank, info.world, device)
         sampler_state = {"kind": "DistributedSampler", "seed": cfg.seed, "samples": len(data.train)}
-        spec = generator_spec(gen_cfg, cfg, ls, sampler_state, fmt=trainer.FORMAT)
+        spec = generator_spec(gen_cfg, cfg, ls, sampler_state, fmt=trainer.FORMAT, root=root)
         run = RunDir.open(out, spec, info=info, device=device, overwrite=overwrite, resume=resume, progress=progress)
         net = trainer(gen_cfg, cfg, ls, device, info.world)
         if run.checkpoint is not None:

@@ -52,8 +52,9 @@ __all__ = ["train_eval", "train_step", "train_loader", "CHECKPOINT", "CHECKPOINT
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = "labelforge.pspnet-checkpoint/2"
-# Fields a resumed run may change without changing its result (see labelforge._rundir).
-RESUME_MAY_CHANGE = RUNTIME_FIELDS | {"save_predictions"}
+# Fields a resumed run may change without changing its result (see labelforge._rundir);
+# allow_eval_leak too: the inputs are checked again on resume, so it cannot let anything new through.
+RESUME_MAY_CHANGE = RUNTIME_FIELDS | {"save_predictions", "allow_eval_leak"}
 
 
 def _seed_for(*parts: int) -> int:
@@ -136,7 +137,7 @@ def _build(
     net: torch.nn.Module = model
     if info.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    train = TrainData(inputs.train, inputs.shards, inputs.label_space, PairTransform(cfg.size, cfg.crop, cfg.aug))
+    train = inputs.train_data(PairTransform(cfg.size, cfg.crop, cfg.aug))
     val = ValData(inputs.val, inputs.label_space, cfg.size)
     sampler = MixSampler(train.n_orig, train.n_supp, cfg.seed, info.rank, info.world)
     loader = train_loader(train, sampler, cfg, device, info.world)
