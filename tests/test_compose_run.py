@@ -15,6 +15,7 @@ from _compose_data import (
     PERSON,
     ROAD,
     SKY,
+    VEGETATION,
     WALL,
     make_overlay_dataset,
     overlay_maps,
@@ -139,6 +140,33 @@ def test_reconstruct_base_holds_only_sky_road_building(ds_root, tmp_path):
             assert set(np.unique(s["label"]).tolist()) <= allowed
             assert s["provenance"]["base_kind"] == kind
             assert len(s["provenance"]["pasted"]) + s["provenance"]["skipped"] == 3
+
+
+def test_reconstruct_falls_back_to_a_drawn_base_for_a_map_without_base_pixels(tmp_path):
+    # C holds no sky, road or building pixel: no base can be derived from it.
+    maps = overlay_maps()
+    c_lab = np.full((20, 40), VEGETATION, np.uint8)
+    c_inst = c_lab.astype(np.int32)
+    put(c_lab, c_inst, WALL, slice(10, 16), slice(0, 20))
+    C = "town_000000_000002"
+    root = write_maps(tmp_path / "ds", {**maps, C: (c_lab, c_inst)})
+    cfg = cfg_for(root, tmp_path / "r", method="reconstruct", count=12, per_map=2, target="inverse")
+    res = run_compose(cfg)
+    got = samples(tmp_path / "r")
+    fell_back = [s for s in got if s["provenance"]["base_kind"] == "drawn"]
+    assert res.fallbacks == len(fell_back) == 4  # of 12 samples, seed 0: those whose base map is C
+    assert ShardSet(tmp_path / "r").manifest["reconstruct"] == {"underivable_maps": [C], "drawn_fallbacks": 4}
+    for s in got:
+        prov = s["provenance"]
+        pasted = {ShardSet(tmp_path / "r").label_space.get(p["class"]).id for p in prov["pasted"]}
+        assert set(np.unique(s["label"]).tolist()) <= {SKY, ROAD, BUILDING} | pasted
+        if prov["base_kind"] == "drawn":
+            assert prov["base"] is None and prov["fallback_from"] == C
+        else:
+            assert prov["base_kind"] == "derived" and prov["base"] in (A, B) and "fallback_from" not in prov
+    # the fall-back draws from (seed, index) alone: any worker count gives the same bytes
+    run_compose(dataclasses.replace(cfg, out=tmp_path / "r2", workers=2))
+    assert _shard_bytes(tmp_path / "r") == _shard_bytes(tmp_path / "r2")
 
 
 def test_copy_paste_pastes_donor_photo_pixels(tmp_path):

@@ -11,13 +11,14 @@ Example:
 """
 
 from .methods import METHODS, ComposeContext, ComposedSample, compose_sample, sample_key
-from .run import ComposeConfig, ComposeResult, plan_compose, run_compose, supplement_count, write_preview
+from .run import ComposeConfig, ComposePlan, ComposeResult, plan_compose, run_compose, supplement_count, write_preview
 from .segments import SegmentIndex, default_cache_dir, load_segment_index
 
 __all__ = [
     "METHODS",
     "ComposeConfig",
     "ComposeContext",
+    "ComposePlan",
     "ComposeResult",
     "ComposedSample",
     "SegmentIndex",

@@ -21,11 +21,11 @@ import numpy as np
 
 from ..dataset import DatasetSource, SamplePaths
 from ..labelspace import LabelSpace
-from .base import derived_base, drawn_base
+from .base import derivable, derived_base, drawn_base
 from .placement import ClassGroups, Placement, PlacementRules, Scene, paste_all, try_place
 from .segments import BORDER_LEFT, BORDER_RIGHT, SegmentIndex
 
-__all__ = ["METHODS", "ComposeContext", "ComposedSample", "compose_sample", "sample_key"]
+__all__ = ["METHODS", "ComposeContext", "ComposedSample", "compose_sample", "drawn_fallbacks", "sample_key"]
 
 METHODS = ("overlay", "multi", "reconstruct", "identity")
 BORDER_LR = BORDER_LEFT | BORDER_RIGHT
@@ -71,12 +71,14 @@ class ComposeContext:
     base_kind: str = "derived"  # reconstruct: derived | drawn
     copy_paste: bool = False
     cache_size: int = 8
+    derivable: np.ndarray | None = field(init=False, repr=False)  # reconstruct: maps holding a base pixel
     _maps: _LRU = field(init=False, repr=False)
     _photos: _LRU = field(init=False, repr=False)
     _derived: _LRU = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._maps, self._photos, self._derived = _LRU(self.cache_size), _LRU(self.cache_size), _LRU(self.cache_size)
+        self.derivable = derivable(self.index.presence, self.label_space) if self.method == "reconstruct" else None
 
     @property
     def label_space(self) -> LabelSpace:
@@ -149,15 +151,35 @@ def _place_class(
     return None
 
 
+def _base_map(ctx: ComposeContext, rng: np.random.Generator) -> int:
+    """The first draw of every sample: its base map (reconstruct draws it even for a drawn base)."""
+    return int(ctx.bases[rng.integers(len(ctx.bases))])
+
+
+def drawn_fallbacks(ctx: ComposeContext, total: int) -> int:
+    """How many of samples ``0..total-1`` fall back to a drawn base: a derived reconstruct whose base
+    map holds no sky, road or building pixel (:func:`~labelforge.compose.base.derivable`)."""
+    if ctx.method != "reconstruct" or ctx.base_kind != "derived":
+        return 0
+    assert ctx.derivable is not None
+    if ctx.derivable[ctx.bases].all():
+        return 0
+    return sum(not ctx.derivable[_base_map(ctx, np.random.default_rng([ctx.seed, i]))] for i in range(total))
+
+
 def compose_sample(ctx: ComposeContext, i: int) -> ComposedSample:
     """Compose sample ``i`` (see the module docstring for what it may depend on)."""
     rng = np.random.default_rng([ctx.seed, i])
     idx, ls = ctx.index, ctx.label_space
     base_kind = "map"
-    base_map: int | None = int(ctx.bases[rng.integers(len(ctx.bases))])
+    base_map: int | None = _base_map(ctx, rng)
     image = None
+    fallback_from = None
     if ctx.method == "reconstruct":
-        if ctx.base_kind == "drawn":
+        assert base_map is not None and ctx.derivable is not None
+        if ctx.base_kind == "derived" and not ctx.derivable[base_map]:
+            fallback_from = idx.keys[base_map]  # nothing to derive from: draw a base instead (same rng)
+        if ctx.base_kind == "drawn" or fallback_from is not None:
             base_kind, base_map = "drawn", None
             label = drawn_base(idx.height, idx.width, ls, rng)
         else:
@@ -214,6 +236,8 @@ def compose_sample(ctx: ComposeContext, i: int) -> ComposedSample:
         "pasted": pasted_info,
         "skipped": skipped,
     }
+    if fallback_from is not None:
+        provenance["fallback_from"] = fallback_from
     return ComposedSample(
         key=sample_key(ctx.method, i, ctx.copy_paste),
         label=scene.label,

@@ -28,12 +28,20 @@ from ..outputs import check_output
 from ..progress import NullProgress, Progress
 from ..shards.encode import EncodedSample, encode_sample
 from ._pool import imap_ordered
-from .methods import METHODS, ComposeContext, compose_sample
+from .methods import METHODS, ComposeContext, compose_sample, drawn_fallbacks
 from .placement import ClassGroups, PlacementRules
 from .segments import load_segment_index
 from .targets import recommended_classes, stats_target, target_weights
 
-__all__ = ["ComposeConfig", "ComposeResult", "plan_compose", "run_compose", "write_preview", "supplement_count"]
+__all__ = [
+    "ComposeConfig",
+    "ComposePlan",
+    "ComposeResult",
+    "plan_compose",
+    "run_compose",
+    "write_preview",
+    "supplement_count",
+]
 
 PREVIEW = "preview.png"
 
@@ -78,6 +86,7 @@ class ComposeResult:
     samples: int  # planned (and, on return, present)
     written: int  # written by this call
     skipped: int  # pastes skipped by this call (no plausible placement)
+    fallbacks: int  # reconstruct: samples (of all planned) with a drawn base, their map holding no base pixel
     classes: list[str]
     shards: int
     segments: int
@@ -85,6 +94,24 @@ class ComposeResult:
     seconds: float
     preview: Path | None = None
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ComposePlan:
+    """What :func:`plan_compose` fixed before anything is written."""
+
+    ctx: ComposeContext
+    total: int  # samples
+    shard_config: dict[str, Any]  # the config stored in the shards
+    cached: bool  # the segment index came from the cache
+    underivable: list[str] = field(default_factory=list)  # reconstruct: base maps without a base pixel
+    fallbacks: int = 0  # reconstruct: samples drawing one of them, which get a drawn base
+
+    def manifest_header(self) -> dict[str, Any]:
+        """Facts about the run beside its config in manifest.json (not in the shard files)."""
+        if self.ctx.method != "reconstruct" or self.ctx.base_kind != "derived":
+            return {}
+        return {"reconstruct": {"underivable_maps": self.underivable, "drawn_fallbacks": self.fallbacks}}
 
 
 def supplement_count(ratio: float, originals: int) -> int:
@@ -145,12 +172,9 @@ def _validate(cfg: ComposeConfig, ls: LabelSpace, names: list[str]) -> None:
         raise LabelforgeError("--samples-per-shard, --min-area and --retries must be at least 1")
 
 
-def plan_compose(
-    cfg: ComposeConfig, progress: Progress | None = None
-) -> tuple[ComposeContext, int, dict[str, Any], bool]:
+def plan_compose(cfg: ComposeConfig, progress: Progress | None = None) -> ComposePlan:
     """Check the request, load (or build) the segment index and fix what every sample draws from.
 
-    Returns (context, number of samples, the config stored in the shards, index came from the cache).
     Raises LabelforgeError/InputError before anything is written.
     """
     progress = progress or NullProgress()
@@ -242,7 +266,8 @@ def plan_compose(
         "copy_paste": cfg.copy_paste,
         "segment_index": index.meta.get("fingerprint"),
     }
-    return ctx, total, shard_config, cached
+    underivable = [] if ctx.derivable is None else [index.keys[m] for m in bases if not ctx.derivable[m]]
+    return ComposePlan(ctx, total, shard_config, cached, underivable, drawn_fallbacks(ctx, total))
 
 
 # The context of the run in progress; forked workers inherit it instead of unpickling it per task.
@@ -264,7 +289,13 @@ def run_compose(cfg: ComposeConfig, progress: Progress | None = None) -> Compose
     global _CTX
     progress = progress or NullProgress()
     t0 = time.perf_counter()
-    ctx, total, shard_config, cached = plan_compose(cfg, progress)
+    plan = plan_compose(cfg, progress)
+    ctx, total, shard_config = plan.ctx, plan.total, plan.shard_config
+    if plan.fallbacks:
+        progress.log(
+            f"{len(plan.underivable)} map(s) hold no {', '.join(ctx.label_space.base)} pixel: "
+            f"{plan.fallbacks} of {total} samples use a drawn base instead"
+        )
     idx = ctx.index
     written = skipped = 0
     with ShardWriter(
@@ -280,6 +311,7 @@ def run_compose(cfg: ComposeConfig, progress: Progress | None = None) -> Compose
         with_image=cfg.copy_paste,
         resume=cfg.resume,
         overwrite=cfg.overwrite,
+        header=plan.manifest_header(),
     ) as writer:
         todo = writer.pending()
         if todo and todo[0] > 0:
@@ -302,10 +334,11 @@ def run_compose(cfg: ComposeConfig, progress: Progress | None = None) -> Compose
         samples=total,
         written=written,
         skipped=skipped,
+        fallbacks=plan.fallbacks,
         classes=list(shard_config["classes"]),
         shards=n_shards,
         segments=len(idx),
-        index_cached=cached,
+        index_cached=plan.cached,
         seconds=time.perf_counter() - t0,
         preview=preview,
     )

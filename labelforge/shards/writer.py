@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,9 @@ class ShardWriter:
 
     ``shard_ids`` restricts this writer to some shards (one rank of a multi-process render); only the
     writer with ``is_main=True`` prepares the folder and finalizes the manifest. Other writers leave
-    their finished shards for the main one to collect with :meth:`collect`.
+    their finished shards for the main one to collect with :meth:`collect`. ``header`` adds keys to the
+    manifest (facts about the run fixed before it starts, such as compose's reconstruct fall-backs); the
+    shard files do not carry them.
     """
 
     def __init__(
@@ -161,6 +163,7 @@ class ShardWriter:
         overwrite: bool = False,
         shard_ids: Iterable[int] | None = None,
         is_main: bool = True,
+        header: Mapping[str, Any] | None = None,
     ) -> None:
         if total < 0 or samples_per_shard < 1 or height < 1 or width < 1:
             raise ValueError("total >= 0, samples_per_shard >= 1 and a positive size are required")
@@ -171,6 +174,7 @@ class ShardWriter:
         self.samples_per_shard, self.with_image = int(samples_per_shard), bool(with_image)
         self.deflate_images = bool(deflate_images)
         self.is_main = is_main
+        self.header = dict(header or {})
         self._meta: dict[str, Any] | None = None
         self.num_shards = -(-self.total // self.samples_per_shard)
         self.shard_ids = sorted(set(range(self.num_shards) if shard_ids is None else shard_ids))
@@ -189,7 +193,7 @@ class ShardWriter:
         return self._meta
 
     def _build_meta(self) -> dict[str, Any]:
-        return {
+        meta = {
             "labelspace": self.label_space.to_dict(),
             "labelspace_fingerprint": self.label_space.fingerprint,
             "method": self.method,
@@ -202,6 +206,10 @@ class ShardWriter:
             "samples_per_shard": self.samples_per_shard,
             "total": self.total,
         }
+        clash = meta.keys() & self.header.keys()
+        if clash:
+            raise ValueError(f"header keys {sorted(clash)} are the manifest's own")
+        return {**meta, **self.header}
 
     def file_attrs(self) -> dict[str, Any]:
         return {
