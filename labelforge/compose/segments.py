@@ -34,6 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from cityscapes_tools.instances import decode_instance, is_instance
 from cityscapes_tools.io import atomic_write_bytes
 
 from ..dataset import DatasetSource, SamplePaths
@@ -120,9 +121,9 @@ def extract_segments(
     covered = np.zeros((h, w), bool)  # pixels already taken by an instance
     if instance is not None:
         flat = instance.ravel()
-        idx = np.flatnonzero(flat >= 1000)
+        idx = np.flatnonzero(is_instance(flat))
         vals = flat[idx]
-        cls_of = vals // 1000
+        cls_of, _ = decode_instance(vals)
         keep = (cls_of < 256) & indexed[np.minimum(cls_of, 255)] & thing[np.minimum(cls_of, 255)]
         idx, vals = idx[keep], vals[keep]
         covered.ravel()[idx] = True
@@ -138,7 +139,7 @@ def extract_segments(
             y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
             mask = np.zeros((y1 - y0, x1 - x0), bool)
             mask[ys - y0, xs - x0] = True
-            rows.append((int(vals[s]) // 1000, int(vals[s]), False, (x0, y0, x1, y1), area, _pack(mask)))
+            rows.append((decode_instance(int(vals[s]))[0], int(vals[s]), False, (x0, y0, x1, y1), area, _pack(mask)))
 
     counts = np.bincount(label.ravel(), minlength=n_ids)[:n_ids]
     for cid in np.flatnonzero(counts[: min(n_ids, 256)] >= max(min_area, 1)).tolist():
