@@ -38,8 +38,11 @@ from .manifest import (
     SHARD_SCHEMA,
     entry_from_file,
     file_sha256,
+    finished_shards,
     read_manifest,
     shard_name,
+    temp_name,
+    unfinished_shards,
     write_manifest,
 )
 
@@ -51,11 +54,11 @@ _COMPRESSION = {"compression": "gzip", "compression_opts": 1}
 class _OpenShard:
     """A shard being filled: a temporary HDF5 file with datasets sized for the shard's samples."""
 
-    def __init__(self, path: Path, shard_id: int, first: int, count: int, w: ShardWriter) -> None:
+    def __init__(self, out_dir: Path, shard_id: int, first: int, count: int, w: ShardWriter) -> None:
         import h5py
 
-        self.final = path
-        self.tmp = path.with_name(f".{path.name}.tmp")
+        self.final = out_dir / shard_name(shard_id)
+        self.tmp = out_dir / temp_name(shard_id)
         self.shard_id, self.first, self.count = shard_id, first, count
         self.filled = 0
         self.keys: list[str] = []
@@ -222,8 +225,8 @@ class ShardWriter:
         }
 
     def _load_existing(self, resume: bool) -> None:
-        for tmp in self.out_dir.glob(".shard-*.h5.tmp"):
-            if self._shard_of_name(tmp.name[1:-4]) in self.shard_ids:
+        for sid, tmp in unfinished_shards(self.out_dir).items():
+            if sid in self.shard_ids:
                 tmp.unlink()  # an unfinished shard of a killed run: it is redone from its first sample
         if not resume or not (self.out_dir / MANIFEST).exists():
             return
@@ -245,14 +248,12 @@ class ShardWriter:
             raise InputError(self.out_dir, "cannot resume: the run's config differs from the one that started it")
         self._entries = {e["first_index"] // self.samples_per_shard: e for e in man["shards"]}
         # A shard renamed into place just before a kill may be missing from the manifest: take it back.
-        for path in self.out_dir.glob("shard-*.h5"):
-            sid = self._shard_of_name(path.name)
+        self._take_in_finished()
+
+    def _take_in_finished(self) -> None:
+        for sid, path in sorted(finished_shards(self.out_dir).items()):
             if sid not in self._entries:
                 self._entries[sid] = entry_from_file(path)
-
-    @staticmethod
-    def _shard_of_name(name: str) -> int:
-        return int(name.removeprefix("shard-").removesuffix(".h5"))
 
     # -- writing -----------------------------------------------------------------------------------
     def encode(self, label: np.ndarray, instance: np.ndarray, image: np.ndarray | None) -> EncodedSample:
@@ -324,7 +325,7 @@ class ShardWriter:
                 raise ValueError(f"shard {op.shard_id} is unfinished; samples must come in index order")
             first = sid * self.samples_per_shard
             op = self._open = _OpenShard(
-                self.out_dir / shard_name(sid), sid, first, min(self.samples_per_shard, self.total - first), self
+                self.out_dir, sid, first, min(self.samples_per_shard, self.total - first), self
             )
         if index != op.first + op.filled:
             raise ValueError(f"expected sample {op.first + op.filled}, got {index}")
@@ -341,10 +342,7 @@ class ShardWriter:
     # -- finishing ---------------------------------------------------------------------------------
     def collect(self) -> None:
         """(Main writer) take in shards finished by other writers and rewrite the manifest."""
-        for path in self.out_dir.glob("shard-*.h5"):
-            sid = self._shard_of_name(path.name)
-            if sid not in self._entries:
-                self._entries[sid] = entry_from_file(path)
+        self._take_in_finished()
         write_manifest(self.out_dir, self.meta(), list(self._entries.values()))
 
     def close(self) -> None:
