@@ -39,11 +39,11 @@ def base_ids(ls: LabelSpace) -> tuple[int, int, int]:
 
 
 def derivable(presence: np.ndarray, ls: LabelSpace) -> np.ndarray:
-    """(n_maps,) bool: which maps hold a base pixel, given their (n_maps, num_ids) class presence.
+    """Which maps hold a base pixel, given their (..., num_ids) class presence: (...,) bool.
 
     A base is derived only from these; a sample drawing another map gets a :func:`drawn_base` instead.
     """
-    return presence[:, list(base_ids(ls))].any(axis=1)
+    return presence[..., list(base_ids(ls))].any(axis=-1)
 
 
 def derived_base(label: np.ndarray, ls: LabelSpace) -> np.ndarray:
