@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import InputError, LabelforgeError
 from ..labelspace import LabelSpace
-from .base import derivable, drawn_base
+from .base import base_ids, derivable, drawn_base
 from .segments import SegmentIndex
 from .targets import stats_target, target_weights
 
@@ -141,8 +141,9 @@ class ComposeMethod:
     photos: ClassVar[bool] = True  # bases are dataset maps with photos, so --copy-paste can apply
     option_names: ClassVar[tuple[str, ...]] = ()  # ComposeConfig fields this method reads
 
-    def check_classes(self, names: list[str]) -> None:
-        """Refuse a class list this method cannot use (LabelforgeError)."""
+    def check(self, ls: LabelSpace, names: list[str]) -> None:
+        """Refuse up front (before the dataset is read) a label space or class list this method cannot
+        use (LabelforgeError)."""
 
     def select(self, donors: Donors, names: list[str]) -> Selection:
         """Bases and classes of the run; InputError when the dataset cannot serve the request."""
@@ -174,7 +175,7 @@ class Overlay(ComposeMethod):
 
     name: ClassVar[str] = "overlay"
 
-    def check_classes(self, names: list[str]) -> None:
+    def check(self, ls: LabelSpace, names: list[str]) -> None:
         if len(names) != 1:
             raise LabelforgeError(f"overlay pastes one class; got {len(names)} (use --method multi for several)")
 
@@ -195,7 +196,7 @@ class Multi(ComposeMethod):
 
     name: ClassVar[str] = "multi"
 
-    def check_classes(self, names: list[str]) -> None:
+    def check(self, ls: LabelSpace, names: list[str]) -> None:
         if not names:
             raise LabelforgeError("multi needs classes: --class NAME (repeatable) or --classes auto --stats FILE")
 
@@ -225,6 +226,9 @@ class Reconstruct(ComposeMethod):
             raise InputError(self.target, "--target is neither uniform, inverse nor an existing stats.json")
         if self.per_map < 1:
             raise LabelforgeError(f"--per-map must be at least 1, got {self.per_map}")
+
+    def check(self, ls: LabelSpace, names: list[str]) -> None:
+        base_ids(ls)  # the label space must name its sky, road and building
 
     def select(self, donors: Donors, names: list[str]) -> Selection:
         index, ls = donors.index, donors.ls

@@ -150,7 +150,7 @@ def _validate(cfg: ComposeConfig, ls: LabelSpace, method: ComposeMethod, names: 
         raise LabelforgeError(f"--count must be at least 1, got {cfg.count}")
     if cfg.ratio is not None:
         supplement_count(cfg.ratio, 1)  # range check
-    method.check_classes(names)
+    method.check(ls, names)
     if cfg.copy_paste and not method.photos:
         raise LabelforgeError(f"--copy-paste needs the base map's photo; {method.name} bases have none")
     if not 0.0 <= cfg.shift <= 1.0:
@@ -161,11 +161,8 @@ def _validate(cfg: ComposeConfig, ls: LabelSpace, method: ComposeMethod, names: 
         raise LabelforgeError("--samples-per-shard, --min-area and --retries must be at least 1")
 
 
-def _open_donors(
-    cfg: ComposeConfig, ls: LabelSpace, progress: Progress
-) -> tuple[DatasetSource, list[SamplePaths], Donors, bool]:
+def _donors(cfg: ComposeConfig, ds: DatasetSource, progress: Progress) -> tuple[list[SamplePaths], Donors, bool]:
     """The split's maps and their segment index (from the cache when the dataset is unchanged)."""
-    ds = open_dataset(cfg.root, ls)
     samples = ds.samples(cfg.split, require_images=cfg.copy_paste)
     if cfg.copy_paste and any(s.image is None for s in samples):
         raise InputError(ds.root, "--copy-paste needs photos (leftImg8bit) for every map")
@@ -173,7 +170,7 @@ def _open_donors(
         ds, cfg.split, min_area=cfg.min_area, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=progress
     )
     where = f"split {cfg.split!r} of {cfg.root}"
-    return ds, samples, Donors(index, ls, Path(cfg.root), where, cfg.min_area), cached
+    return samples, Donors(index, ds.label_space, Path(cfg.root), where, cfg.min_area), cached
 
 
 def _shard_config(
@@ -216,7 +213,8 @@ def plan_compose(cfg: ComposeConfig, progress: Progress | None = None) -> Compos
     method = create_method(cfg.method, target=cfg.target, per_map=cfg.per_map, base=cfg.base)
     _validate(cfg, ls, method, names)
     check_output(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
-    ds, samples, donors, cached = _open_donors(cfg, ls, progress)
+    ds = open_dataset(cfg.root, ls)
+    samples, donors, cached = _donors(cfg, ds, progress)
     sel = method.select(donors, names)
     total = cfg.count if cfg.count is not None else supplement_count(cfg.ratio or 0.5, donors.n_maps)
     if total < 1:
