@@ -40,7 +40,7 @@ from .. import _runtime as _dist
 from ..errors import InputError
 from ..outputs import atomic_write_json, is_finished, mark_finished, prepare_output
 from ..progress import Progress
-from .data import MixSampler, PairTransform, TrainData, ValData, normalize
+from .data import MixSampler, PairTransform, TrainData, ValData, make_sampler, normalize
 from .metrics import METRICS_SCHEMA, ConfusionMatrix, metrics_summary, to_jsonable, write_metrics
 from .predict import autocast_for, evaluate_split
 from .presets import RESUME_FREE_FIELDS, TrainEvalConfig, config_to_dict
@@ -272,7 +272,7 @@ def _run(
 
     train_data = TrainData(inputs.train, inputs.shards, inputs.label_space, PairTransform(cfg.size, cfg.crop, cfg.aug))
     val_data = ValData(inputs.val, inputs.label_space, cfg.size)
-    sampler = MixSampler(train_data.n_orig, train_data.n_supp, cfg.seed, info.rank, info.world)
+    sampler = make_sampler(cfg, train_data, info.rank, info.world)
     loader = train_loader(train_data, sampler, cfg, device, info.world)
     if not history:
         log.write(event="start", config=config, epochs=len(plan), iters=sum(e.iters for e in plan))
