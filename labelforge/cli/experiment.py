@@ -12,6 +12,17 @@ from ._common import OutOpt, RichProgress, console, handle_errors
 __all__ = ["register", "experiment"]
 
 
+def _ranges(numbers: list[int]) -> str:
+    """``[2, 12, 13, 14]`` -> ``"2, 12-14"``."""
+    parts: list[str] = []
+    for n in sorted(numbers):
+        if parts and parts[-1][1] == n - 1:
+            parts[-1][1] = n
+        else:
+            parts.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts) or "-"
+
+
 def _stage_table(res: Any) -> Any:
     from rich.table import Table
 
@@ -22,10 +33,8 @@ def _stage_table(res: Any) -> Any:
         table.add_column(col, justify="right" if col == "#" else "left")
     colour = {"done": "green", "resume": "yellow", "run": "bold"}
     for i, r in enumerate(res.stages):
-        needs = ", ".join(str(index[s.key]) for s in r.stage.upstream)
-        table.add_row(
-            str(i + 1), r.stage.kind, r.stage.label, r.stage.key, f"[{colour[r.status]}]{r.status}[/]", needs or "-"
-        )
+        needs = _ranges([index[s.key] for s in r.stage.upstream])
+        table.add_row(str(i + 1), r.stage.kind, r.stage.label, r.stage.key, f"[{colour[r.status]}]{r.status}[/]", needs)
     return table
 
 

@@ -2,7 +2,7 @@
 
 The preview shows what each condition's segmenter was fed: its first seed's run rebuilt from that
 run's own config (data, resize, augmentation, sampler), epoch 0, the first samples the sampler
-draws (for conditions with supplementary data, the first supplementary ones), photo above label.
+draws (for conditions with supplementary data, the first supplementary ones), photo beside label.
 
 Example:
     >>> from labelforge.report.experiment_figures import ratio_curve_png  # doctest: +SKIP
@@ -75,7 +75,7 @@ def training_samples(config: dict[str, Any], k: int) -> list[tuple[np.ndarray, n
 
 
 def preview_grid(rep: Any, k: int, label_space: str) -> bytes:
-    """One block per condition: ``k`` training photos above their label maps."""
+    """One row per condition: ``k`` training samples, each photo beside its label map."""
     import cv2
 
     from ..labelspace import get_label_space
@@ -86,14 +86,16 @@ def preview_grid(rep: Any, k: int, label_space: str) -> bytes:
     captions: list[list[str]] = []
     seen: set[str] = set()
     for r in rep.rows:
-        if r.name in seen or not r.config:  # one block per condition (its first ratio)
+        if r.name in seen or not r.config:  # one row per condition (its first ratio)
             continue
         seen.add(r.name)
-        samples = training_samples(r.config, k)
-        rows.append([img for img, _, _ in samples])
-        rows.append([ls.palette[ls.train_id_to_id[lab]] for _, lab, _ in samples])
-        captions.append([f"{r.label}: {'supplementary' if supp else 'original'}" for _, _, supp in samples])
-        captions.append([""] * len(samples))
+        row: list[np.ndarray] = []
+        caption: list[str] = []
+        for img, lab, supp in training_samples(r.config, k):
+            row += [img, ls.palette[ls.train_id_to_id[lab]]]
+            caption += [f"{r.label}: {'supplementary' if supp else 'original'}", ""]
+        rows.append(row)
+        captions.append(caption)
     first = rows[0][0]
     width = max(256, first.shape[1])
     grid = make_grid(rows, captions, cell_width=width)

@@ -29,7 +29,7 @@ img { max-width: 100%; border: 1px solid #ddd; }
 
 _FIGURES = {
     "ratio_curve.png": "mIoU and rare-class mIoU against the supplementary ratio (paper Fig. 7)",
-    "training_data.png": "What each condition trains on: the first samples of epoch 0, photo above label",
+    "training_data.png": "What each condition trains on: the first samples of epoch 0, photo beside label",
 }
 
 

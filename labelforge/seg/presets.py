@@ -95,7 +95,10 @@ class TrainEvalConfig:
             (self.batch_size >= 2, "--batch-size must be at least 2 (batch norm needs two samples)"),
             (self.lr > 0, "--lr must be positive"),
             ((self.epochs is None) != (self.iters is None), "give exactly one of --epochs and --iters"),
-            ((self.epochs or 1) >= 1 and (self.iters or 1) >= 1, "--epochs / --iters must be at least 1"),
+            (
+                (self.epochs is None or self.epochs >= 1) and (self.iters is None or self.iters >= 1),
+                "--epochs / --iters must be at least 1",
+            ),
             (self.eval_every >= 1, "--eval-every must be at least 1"),
             (min(self.crop) >= 8, "--crop must be at least 8x8"),
             (self.size is None or min(self.size) >= 8, "--size must be at least 8x8"),
