@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LabelforgeError
-from ..outputs import atomic_write_json
+from ..outputs import atomic_write_json, atomic_write_text
 from ..progress import NullProgress, Progress
 from .graph import Graph, build_graph
 from .plan import load_plan
@@ -143,22 +143,24 @@ def run_local(todo: list[StageRun], out: Path, progress: Progress) -> None:
 
 
 def _save_plan(cfg: ExperimentConfig, graph: Graph) -> None:
+    """The plan as run and its graph beside the stages (rewritten only when they changed)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(cfg.plan, out / "plan.toml")
-    atomic_write_json(
-        out / "graph.json",
-        [
-            {
-                "kind": s.kind,
-                "label": s.label,
-                "key": s.key,
-                "folder": str(s.output(out).relative_to(out)),
-                "inputs": {k: v.key for k, v in s.inputs.items()},
-            }
-            for s in graph.stages
-        ],
-    )
+    stages = [
+        {
+            "kind": s.kind,
+            "label": s.label,
+            "key": s.key,
+            "folder": str(s.output(out).relative_to(out)),
+            "inputs": {k: v.key for k, v in s.inputs.items()},
+        }
+        for s in graph.stages
+    ]
+    files = {"plan.toml": Path(cfg.plan).read_text(encoding="utf-8"), "graph.json": json.dumps(stages, indent=2) + "\n"}
+    for name, text in files.items():
+        path = out / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            atomic_write_text(path, text)
 
 
 def run_experiment(cfg: ExperimentConfig, progress: Progress | None = None) -> ExperimentResult:
