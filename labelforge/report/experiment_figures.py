@@ -28,7 +28,8 @@ def ratio_curve_png(rep: Any) -> bytes:
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
     base = rep.baseline
-    for ax, key, title in ((axes[0], "miou", "mIoU"), (axes[1], "rare", f"rare mIoU ({', '.join(rep.classes)})")):
+    rare = ", ".join(c for c in rep.classes if c in rep.class_set)
+    for ax, key, title in ((axes[0], "miou", "mIoU"), (axes[1], "rare", f"rare mIoU ({rare})")):
         b = getattr(base, key)
         if b.mean is not None:
             ax.axhline(100 * b.mean, color="black", lw=1, label=f"{base.name} ({100 * b.mean:.2f})")
