@@ -211,3 +211,22 @@ def test_import_and_dry_run_stay_light(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == ""
+
+
+def test_slurm_waves_group_independent_stages() -> None:
+    from labelforge.experiment.runner import StageRun
+    from labelforge.experiment.slurm import waves
+
+    graph = build_graph(load_plan(QUICK))
+    groups = waves([StageRun(s, "run") for s in graph.stages])
+    kinds = [sorted({r.stage.kind for r in g}) for g in groups]
+    assert kinds == [
+        ["synth"],
+        ["compose", "stats", "train-eval", "train-generator"],  # the plain runs need only the dataset
+        ["render", "train-eval"],  # copy-paste trains on its compose output
+        ["train-eval"],
+        ["report"],
+    ]
+    assert [len(g) for g in groups] == [1, 1 + 1 + 4 + 6, 4 + 2, 8, 1]
+    done = [StageRun(s, "run") for s in graph.stages if s.kind in ("train-eval", "report")]
+    assert [len(g) for g in waves(done)] == [16, 1]  # with the data finished: all runs at once

@@ -182,3 +182,27 @@ def test_submitit_local_executor_runs_the_train_eval_stages(finished: Experiment
             assert record["job_id"] and (r.stage.output(finished.out) / "_SUCCESS").exists()
     assert [row["label"] for row in res.report["rows"]] == ["baseline", "oracle-multi r0.5"]
     assert _run(plan, finished.out).ran == 0  # the local executor finds the jobs' work finished
+
+
+@pytest.mark.slow  # two torch processes start (about a minute)
+def test_a_stage_asking_for_two_processes_runs_under_torchrun(tmp_path: Path) -> None:
+    plan = tmp_path / "ddp.toml"
+    plan.write_text(
+        '[plan]\nseeds = [0]\nclasses = ["car"]\npreview = 0\n'
+        '[dataset]\nsynth = { train = 8, val = 4, size = "64x128" }\n'
+        '[segmenter]\niters = 2\nsize = "32x64"\ncrop = "32x64"\nbatch_size = 4\nworkers = 0\ndevice = "cpu"\n'
+        "processes = 2\n"
+    )
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(REPO)  # the torchrun processes import this checkout
+    try:
+        res = _run(plan, tmp_path / "out")
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = old
+    run = next(r.stage for r in res.stages if r.stage.kind == "train-eval")
+    assert run.processes == 2
+    assert json.loads((run.output(tmp_path / "out") / "run.json").read_text())["world_size"] == 2
+    assert res.report["rows"][0]["seeds"] == [0]

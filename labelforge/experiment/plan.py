@@ -96,8 +96,13 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
+def plan_path(plan: Path, value: str) -> Path:
+    """A path written in a plan: absolute, or relative to the plan file's folder."""
+    return Path(value) if Path(value).is_absolute() else (plan.parent / value).resolve()
+
+
 def parse_hw(text: str, sec: Section, key: str) -> tuple[int, int]:
-    """``"64x128"`` -> (64, 64); a bad value names the key."""
+    """``"64x128"`` -> (64, 128); a bad value names the key."""
     parts = text.lower().split("x")
     try:
         h, w = (int(p) for p in parts)
@@ -201,7 +206,7 @@ def _dataset(top: Section) -> DatasetSpec:
             raise synth_sec.fail("train", "train and val need at least one sample each")
     root_path = None
     if root is not None:
-        root_path = (top.plan.parent / root).resolve() if not Path(root).is_absolute() else Path(root)
+        root_path = plan_path(top.plan, root)
         if not root_path.is_dir():
             raise sec.fail("root", f"dataset root {root_path} does not exist")
     try:
@@ -241,10 +246,12 @@ def _generator(top: Section) -> GeneratorSpec | None:
     if "size" in train:
         train["height"], train["width"] = parse_hw(sec.get("size", str), sec, "size")
         del train["size"]
+    if isinstance(train.get("vgg_weights"), str):
+        train["vgg_weights"] = str(plan_path(top.plan, train["vgg_weights"]))
     if ck is not None:
         if train:
             raise sec.fail(sorted(train)[0], "a checkpoint is used as it is; drop the training keys or the checkpoint")
-        path = (top.plan.parent / ck).resolve() if not Path(ck).is_absolute() else Path(ck)
+        path = plan_path(top.plan, ck)
         if path.is_dir():
             path = path / "generator.pt"
         if not path.is_file():
@@ -347,6 +354,9 @@ def load_plan(path: str | Path) -> Plan:
     compose = _options(top, "compose", COMPOSE_KEYS)
     render = _options(top, "render", RENDER_KEYS)
     segmenter = _options(top, "segmenter", segmenter_keys())
+    for section, key in ((segmenter, "backbone_weights"), (compose, "cache_dir")):
+        if isinstance(section.get(key), str):
+            section[key] = str(plan_path(path, section[key]))
     slurm = _options(top, "slurm", SLURM_KEYS)
     raw = top.get_list("conditions", dict, []) or []
     top.done(["plan", "dataset", "generator", "compose", "render", "segmenter", "conditions", "slurm"])

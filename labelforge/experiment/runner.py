@@ -127,8 +127,8 @@ def run_local(todo: list[StageRun], out: Path, progress: Progress) -> None:
     with progress.task("experiment", total=max(1, round(total))) as bar:
         done = 0.0
         for i, r in enumerate(todo):
-            label = f"stage {i + 1}/{len(todo)} {r.stage.name}" + (" (resume)" if r.status == STATUS_RESUME else "")
-            progress.log(label)
+            label = f"{i + 1}/{len(todo)} {r.stage.name}" + (" (resume)" if r.status == STATUS_RESUME else "")
+            progress.log(f"stage {label}")
             bar.advance(0, stage=label)
             resume = r.status == STATUS_RESUME
             if r.stage.processes > 1:
