@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import OutOpt, RichProgress, console, handle_errors
+from ._common import OutOpt, RichProgress, console, err_console, handle_errors
 
 __all__ = ["register", "experiment"]
 
@@ -83,7 +83,11 @@ def experiment(
     from ..experiment import ExperimentConfig, run_experiment
 
     cfg = ExperimentConfig(plan=plan, out=out, dry_run=dry_run, executor=executor)
-    res = run_experiment(cfg, progress=RichProgress(quiet=quiet))
+    try:
+        res = run_experiment(cfg, progress=RichProgress(quiet=quiet))
+    except KeyboardInterrupt:
+        err_console.print("interrupted; finished stages are kept: run the same command again to continue")
+        raise typer.Exit(130) from None
     if dry_run:
         console.print(_stage_table(res))
         counts = {s: sum(r.status == s for r in res.stages) for s in ("done", "resume", "run")}

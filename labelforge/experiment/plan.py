@@ -358,6 +358,8 @@ def load_plan(path: str | Path) -> Plan:
         if isinstance(section.get(key), str):
             section[key] = str(plan_path(path, section[key]))
     slurm = _options(top, "slurm", SLURM_KEYS)
+    if slurm.get("cluster") not in (None, "slurm", "local", "debug"):
+        raise PlanError(path, f"slurm.cluster: unknown cluster {slurm['cluster']!r}; valid: slurm, local, debug")
     raw = top.get_list("conditions", dict, []) or []
     top.done(["plan", "dataset", "generator", "compose", "render", "segmenter", "conditions", "slurm"])
     sections = [Section(path, f"conditions[{i}]", c) for i, c in enumerate(raw)]
