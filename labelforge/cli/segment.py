@@ -65,6 +65,19 @@ def train_eval_cmd(
         int | None,
         typer.Option("--pretrain-epochs", help="pretrain-finetune: epochs on supplementary data (default: half)."),
     ] = None,
+    sampling: Annotated[
+        str,
+        typer.Option(
+            help="How originals are drawn: uniform (each once per epoch) | rcs (rare-class sampling, DAFormer)."
+        ),
+    ] = "uniform",
+    rcs_temperature: Annotated[
+        float, typer.Option("--rcs-temperature", help="rcs: softmax temperature T of p ~ exp((1 - f_c) / T).")
+    ] = 0.01,
+    rcs_min_pixels: Annotated[
+        int,
+        typer.Option("--rcs-min-pixels", help="rcs: pixels an image needs to hold a class, counted at 1024x2048."),
+    ] = 3000,
     preset: Annotated[str, typer.Option(help="tiny (ResNet-18, CPU minutes) | paper (ResNet-50, 713 crops).")] = "tiny",
     backbone: Annotated[
         str | None, typer.Option(help="resnet18 | resnet34 | resnet50 | resnet101 (default: the preset's).")
@@ -117,6 +130,8 @@ def train_eval_cmd(
 
     Example: labelforge train-eval data/mini --supp out/render-wall --supp-ratio 0.5 --preset tiny --out runs/wall
 
+    Rare-class sampling instead of new data: labelforge train-eval data/mini --sampling rcs --out runs/rcs
+
     Several processes: torchrun --nproc-per-node 2 --no-python labelforge train-eval data/mini --out runs/ddp
     """
     from ..seg.presets import resolve_config
@@ -131,6 +146,9 @@ def train_eval_cmd(
         supp_ratio=supp_ratio,
         schedule=schedule,
         pretrain_epochs=pretrain_epochs,
+        sampling=sampling,
+        rcs_temperature=rcs_temperature,
+        rcs_min_pixels=rcs_min_pixels,
         backbone=backbone,
         backbone_weights=backbone_weights,
         crop=parse_hw(crop, "--crop"),

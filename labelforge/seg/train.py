@@ -40,7 +40,7 @@ from .. import __version__
 from .._rundir import RUNTIME_FIELDS, RunDir, RunSpec
 from .._runtime import DistInfo, all_reduce_sum, distributed, per_process_batch
 from ..progress import Progress, ProgressTask
-from .data import MixSampler, PairTransform, TrainData, ValData, normalize
+from .data import MixSampler, PairTransform, TrainData, ValData, make_sampler, normalize
 from .metrics import METRICS_SCHEMA, ConfusionMatrix, metrics_summary, to_jsonable, write_metrics
 from .predict import autocast_for, evaluate_split
 from .presets import TrainEvalConfig, config_to_dict
@@ -139,7 +139,7 @@ def _build(
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     train = inputs.train_data(PairTransform(cfg.size, cfg.crop, cfg.aug))
     val = ValData(inputs.val, inputs.label_space, cfg.size)
-    sampler = MixSampler(train.n_orig, train.n_supp, cfg.seed, info.rank, info.world)
+    sampler = make_sampler(cfg, train, info.rank, info.world)
     loader = train_loader(train, sampler, cfg, device, info.world)
     return _Parts(cfg, inputs, plan, model, net, opt, sampler, loader, val, device, info)
 
