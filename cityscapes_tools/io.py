@@ -45,6 +45,7 @@ __all__ = [
     "read_instance",
     "read_image",
     "encode_png",
+    "encode_jpeg",
     "write_png",
     "atomic_write_bytes",
 ]
@@ -207,6 +208,14 @@ def encode_png(arr: np.ndarray, rgb: bool = False, level: int = 1) -> bytes:
     ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, level])
     if not ok:  # pragma: no cover - OpenCV only fails here on unsupported dtypes
         raise ValueError(f"cannot encode array of dtype {arr.dtype} and shape {arr.shape} as PNG")
+    return buf.tobytes()
+
+
+def encode_jpeg(arr: np.ndarray, quality: int = 95) -> bytes:
+    """JPEG bytes of an (H, W, 3) uint8 RGB array."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover
+        raise ValueError(f"cannot encode array of dtype {arr.dtype} and shape {arr.shape} as JPEG")
     return buf.tobytes()
 
 
