@@ -11,6 +11,7 @@ import typer
 from ._common import (
     DeviceOpt,
     LabelSpaceOpt,
+    LayoutOpt,
     OutOpt,
     OverwriteOpt,
     ResumeOpt,
@@ -42,7 +43,7 @@ def parse_hw(text: str | None, option: str, allow_native: bool = False) -> tuple
 
 
 def train_eval_cmd(
-    root: Annotated[Path, typer.Argument(help="Dataset root in the Cityscapes layout (train and val splits).")],
+    root: Annotated[Path, typer.Argument(help="Dataset root in any layout (see --layout) with train and val splits.")],
     out: OutOpt,
     supp: Annotated[
         list[Path] | None,
@@ -100,7 +101,8 @@ def train_eval_cmd(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     workers: WorkersOpt = 2,
-    label_space: LabelSpaceOpt = "cityscapes",
+    label_space: LabelSpaceOpt = "auto",
+    layout: LayoutOpt = "auto",
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -139,6 +141,7 @@ def train_eval_cmd(
         device=device,
         workers=resolve_workers(workers),
         label_space=label_space,
+        layout=layout,
         **({} if size_hw is None else {"size": None if size_hw == "native" else size_hw}),
     )
     main = int(os.environ.get("RANK", "0")) == 0

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..dataset import open_dataset
 from ..errors import InputError, LabelforgeError
-from ..labelspace import LabelSpace, get_label_space
+from ..labelspace import LabelSpace
 from ..outputs import check_output
 from ..progress import NullProgress, Progress
 from ..shards.encode import EncodedSample, encode_sample
@@ -67,7 +67,8 @@ class ComposeConfig:
     samples_per_shard: int = 64
     preview: int = 0
     cache_dir: Path | None = None
-    label_space: str = "cityscapes"
+    label_space: str = "auto"
+    layout: str = "auto"
     overwrite: bool = False
     resume: bool = False
 
@@ -129,6 +130,7 @@ def _validate(cfg: ComposeConfig, ls: LabelSpace, names: list[str]) -> None:
     if cfg.method == "multi" and not names:
         raise LabelforgeError("multi needs classes: --class NAME (repeatable) or --classes auto --stats FILE")
     if cfg.method == "reconstruct":
+        ls.require("base", "--method reconstruct", size=3)  # sky, road, building
         if cfg.copy_paste:
             raise LabelforgeError("--copy-paste needs the base map's photo; reconstruct bases have none")
         if cfg.base not in ("derived", "drawn"):
@@ -154,14 +156,14 @@ def plan_compose(
     Raises LabelforgeError/InputError before anything is written.
     """
     progress = progress or NullProgress()
-    ls = get_label_space(cfg.label_space)
+    ds = open_dataset(cfg.root, cfg.label_space, cfg.layout)
+    ls = ds.label_space
     names = _class_names(cfg, ls)
     _validate(cfg, ls, names)
     check_output(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
-    ds = open_dataset(cfg.root, ls)
     samples = ds.samples(cfg.split, require_images=cfg.copy_paste)
     if cfg.copy_paste and any(s.image is None for s in samples):
-        raise InputError(ds.root, "--copy-paste needs photos (leftImg8bit) for every map")
+        raise InputError(ds.root, "--copy-paste needs photos for every map")
     index, cached = load_segment_index(
         ds, cfg.split, min_area=cfg.min_area, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=progress
     )
@@ -242,6 +244,8 @@ def plan_compose(
         "copy_paste": cfg.copy_paste,
         "segment_index": index.meta.get("fingerprint"),
     }
+    if ds.layout.name != "cityscapes":  # export writes the dataset's own layout back (Cityscapes: as before)
+        shard_config["layout"] = ds.layout.spec()
     return ctx, total, shard_config, cached
 
 

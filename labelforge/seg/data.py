@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from cityscapes_tools import io as csio
 from cityscapes_tools.layout import SamplePaths
 
+from ..dataset import read_pair
 from ..labelspace import LabelSpace
 from ..shards import ShardSet
 
@@ -147,10 +147,7 @@ class TrainData(Dataset):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(image (H, W, 3) uint8 RGB, label (H, W) uint8 train ids) of sample ``index``, untransformed."""
         if index < self.n_orig:
-            s = self.originals[index]
-            assert s.image is not None
-            image = csio.read_image(s.image)
-            ids = csio.read_label(s.label, num_ids=self.ls.num_ids)
+            image, ids = read_pair(self.originals[index], self.ls)  # any layout; sizes checked
         else:
             k = int(np.searchsorted(self._starts, index, side="right")) - 1
             item = self.shards[k][index - self._starts[k]]
@@ -178,9 +175,8 @@ class ValData(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, object]:
         s = self.samples[i]
-        assert s.image is not None
-        image = csio.read_image(s.image)
-        label = self.ls.id_to_train_id[csio.read_label(s.label, num_ids=self.ls.num_ids)]
+        image, ids = read_pair(s, self.ls)
+        label = self.ls.id_to_train_id[ids]
         if self.size is not None and image.shape[:2] != self.size:
             image = cv2.resize(image, (self.size[1], self.size[0]), interpolation=cv2.INTER_LINEAR)
         img, lab = _to_tensors(image, label)

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..dataset import SamplePaths, open_dataset
 from ..errors import InputError
-from ..labelspace import LabelSpace, get_label_space
+from ..labelspace import LabelSpace
 from ..shards import ShardSet
 from .presets import TrainEvalConfig
 
@@ -77,8 +77,8 @@ def open_supplementary(path: str | Path, ls: LabelSpace) -> ShardSet:
 
 def check_inputs(cfg: TrainEvalConfig) -> RunInputs:
     """Open and check everything the run reads; raises a one-line error on the first problem."""
-    ls = get_label_space(cfg.label_space)
-    ds = open_dataset(cfg.root, ls)
+    ds = open_dataset(cfg.root, cfg.label_space, cfg.layout)
+    ls = ds.label_space
     train = ds.samples("train", require_images=True)
     val = ds.samples("val", require_images=True)
     shards = [open_supplementary(p, ls) for p in cfg.supp]
