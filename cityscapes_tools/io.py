@@ -6,11 +6,12 @@ silent ``None`` from a decoder.
 
 Decoding goes through ``imagecodecs`` (libpng / libjpeg-turbo) where it is installed and OpenCV
 otherwise. Both give the same arrays for every PNG and JPEG the fast path takes (greyscale, RGB and
-RGBA PNGs of 8 or 16 bits; RGB JPEGs); other kinds (grey+alpha PNGs, palette PNGs expanded to colour,
-CMYK or greyscale JPEGs) always go through OpenCV. Colour arrays are RGB(A) in file order whichever
-codec decoded them. ``imagecodecs`` decodes a 1024x2048 Cityscapes labelIds map ~1.5x faster than
-``cv2.imdecode`` (docs/benchmarks.md). Encoding stays with OpenCV: it was no faster there, and
-keeping it keeps every written file byte-identical to earlier versions.
+RGBA PNGs of 8 or 16 bits without a transparency chunk; RGB JPEGs); other kinds (grey+alpha PNGs,
+palette PNGs expanded to colour, PNGs with tRNS, CMYK or greyscale JPEGs) always go through OpenCV.
+Colour arrays are RGB(A) in file order whichever codec decoded them. ``imagecodecs`` decodes a
+1024x2048 Cityscapes map ~1.2-1.5x faster than ``cv2.imdecode`` (docs/benchmarks.md). Encoding stays
+with OpenCV: it was no faster there, and keeping it keeps every written file byte-identical to
+earlier versions.
 
 ``CITYSCAPES_TOOLS_CODEC=cv2`` in the environment (or :func:`set_codec`) forces OpenCV.
 
@@ -115,6 +116,23 @@ def _cv2_decode(data: bytes, flags: int) -> np.ndarray | None:
     return arr
 
 
+def _fast_png(data: bytes) -> bool:
+    """Whether imagecodecs gives OpenCV's array for this PNG: grey, RGB or RGBA without a tRNS chunk
+    (imagecodecs adds an alpha channel for it, OpenCV does not). Only the chunks before the first IDAT
+    are looked at."""
+    if len(data) < 33 or data[25] not in _FAST_PNG_TYPES:
+        return False
+    i = 8
+    while i + 8 <= len(data):
+        kind = data[i + 4 : i + 8]
+        if kind == b"IDAT":
+            return True
+        if kind == b"tRNS":
+            return False
+        i += 12 + int.from_bytes(data[i : i + 4], "big")
+    return False
+
+
 def decode_png(data: bytes, path: str | Path = "<bytes>") -> np.ndarray:
     """Decode PNG bytes exactly as stored (16-bit kept; colour in RGB(A) order); ``path`` names errors."""
     if not data.startswith(PNG_MAGIC):
@@ -122,8 +140,7 @@ def decode_png(data: bytes, path: str | Path = "<bytes>") -> np.ndarray:
     # A truncated PNG may still half-decode in libpng; the IEND chunk closes every complete file.
     if b"IEND" not in data[-16:]:
         raise DatasetFormatError(path, "truncated PNG (no IEND chunk)")
-    arr = None
-    if _codec == "imagecodecs" and len(data) > 26 and data[25] in _FAST_PNG_TYPES:
+    if _codec == "imagecodecs" and _fast_png(data):
         try:
             arr = _ic.png_decode(data)
         except Exception:  # imagecodecs raises its own RuntimeError subclasses

@@ -107,3 +107,16 @@ def test_broken_files_name_the_file_with_either_codec(tmp_path: Path, codec: Non
 def test_unknown_codec_is_refused() -> None:
     with pytest.raises(ValueError, match="valid: auto, imagecodecs, cv2"):
         csio.set_codec("pillow")
+
+
+def test_grey_png_with_transparency_goes_through_opencv_with_either_codec(tmp_path: Path, codec: None) -> None:
+    import struct
+    import zlib
+
+    grey = cv2.imencode(".png", np.arange(48, dtype=np.uint8).reshape(6, 8))[1].tobytes()
+    trns = b"tRNS" + b"\x00\x05"  # grey level 5 is transparent: imagecodecs would add an alpha channel
+    chunk = struct.pack(">I", 2) + trns + struct.pack(">I", zlib.crc32(trns))
+    path = tmp_path / "t.png"
+    path.write_bytes(grey[:33] + chunk + grey[33:])  # right after IHDR
+    fast, slow = _both(csio.read_png, path)
+    assert fast.shape == slow.shape and np.array_equal(fast, slow)

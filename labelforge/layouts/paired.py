@@ -28,7 +28,6 @@ from cityscapes_tools import io as csio
 from cityscapes_tools.errors import DatasetFormatError
 from cityscapes_tools.layout import SamplePaths
 
-from ..errors import LabelforgeError
 from ..labelspace import LabelSpace
 from .base import PHOTO_SUFFIXES, Layout, LayoutWriter, check_key, pair_files, scan_files
 
@@ -100,8 +99,6 @@ class PairedDirsLayout(Layout):
             raise DatasetFormatError(ann_dir, f"split {split!r} holds no *{self.ann_suffix} masks")
         img_dir = root / self.img_root / own
         suffixes = (self.img_suffix,) if self.img_suffix else PHOTO_SUFFIXES
-        if self.img_suffix is None and self.ann_suffix in suffixes and img_dir == ann_dir:
-            raise LabelforgeError(f"{self.name}: photos and masks cannot share one folder and suffix")
         photos = scan_files(img_dir, suffixes)
         return pair_files(
             split,

@@ -28,12 +28,12 @@ from cityscapes_tools.errors import DatasetFormatError
 from cityscapes_tools.io import read_label, read_png
 
 from ..layouts.masks import MaskCodec
+from ..layouts.masks import histogram as _histogram
 from ..progress import NullProgress, Progress
 
 __all__ = ["NBINS", "Counts", "MapJob", "count_label", "count_instances", "count_map", "count_jobs"]
 
 NBINS = 256  # label maps are uint8: every possible id has its own bin
-_FLOAT32_EXACT = 1 << 24  # cv2.calcHist counts in float32, exact up to 2**24 per bin
 
 
 def _zeros() -> np.ndarray:
@@ -76,15 +76,6 @@ class MapJob:
     label: Path
     instance: Path | None = None
     masks: MaskCodec | None = None
-
-
-def _histogram(arr: np.ndarray, bins: int) -> np.ndarray:
-    """Exact (bins,) int64 histogram of a non-negative integer map whose values are all below ``bins``."""
-    if arr.size < _FLOAT32_EXACT and arr.ndim == 2 and arr.dtype in (np.uint8, np.uint16):
-        # calcHist is ~2.5x faster than np.bincount here: bincount first widens the map to int64.
-        hist = cv2.calcHist([np.ascontiguousarray(arr)], [0], None, [bins], [0, bins])
-        return hist.reshape(bins).astype(np.int64)
-    return np.bincount(arr.reshape(-1), minlength=bins)[:bins].astype(np.int64)
 
 
 def count_label(label: np.ndarray, path: str | Path, valid: np.ndarray | None = None) -> np.ndarray:
