@@ -9,6 +9,7 @@ commands (~10 s of CPU per layout) run on VOC in the default suite and on ADE20K
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +44,20 @@ def mini(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module", params=["voc", "ade20k", "folders"])
-def dataset(request, mini: Path, tmp_path_factory) -> dict:
-    name = request.param
-    base = tmp_path_factory.mktemp(name)
+@pytest.fixture(scope="module")
+def datasets(mini: Path, tmp_path_factory) -> Callable[[str], dict]:
+    """The converted dataset of a layout, made once per module on first use."""
+    made: dict[str, dict] = {}
+
+    def get(name: str) -> dict:
+        if name not in made:
+            made[name] = _convert(name, mini, tmp_path_factory.mktemp(name))
+        return made[name]
+
+    return get
+
+
+def _convert(name: str, mini: Path, base: Path) -> dict:
     if name == "voc":  # found by itself: SegmentationClass/ and a labelspace.json in the root
         ls = train_id_space()
         root = convert(mini, base / "VOC2012", "voc", ls)
@@ -64,8 +75,14 @@ def dataset(request, mini: Path, tmp_path_factory) -> dict:
     return {"name": name, "root": root, "base": base, "args": args, "ls": ls}
 
 
-def test_the_converted_files_are_the_layouts_own(dataset: dict) -> None:
-    root, name = dataset["root"], dataset["name"]
+LAYOUTS = ["voc", "ade20k", "folders"]
+# The training commands cost ~10 s of CPU per layout: VOC in the default suite, the others with -m slow.
+TRAINING = ["voc", pytest.param("ade20k", marks=pytest.mark.slow), pytest.param("folders", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_the_converted_files_are_the_layouts_own(name: str, datasets) -> None:
+    root = datasets(name)["root"]
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     key = "rendorf_000000_000019"
     want = {
@@ -79,8 +96,10 @@ def test_the_converted_files_are_the_layouts_own(dataset: dict) -> None:
         assert data[25] == 3 and b"PLTE" in data
 
 
-def test_dataset_commands_run_on_the_layout(dataset: dict, mini: Path) -> None:
-    root, base, args, ls, name = dataset["root"], dataset["base"], dataset["args"], dataset["ls"], dataset["name"]
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_dataset_commands_run_on_the_layout(name: str, datasets, mini: Path) -> None:
+    dataset = datasets(name)
+    root, base, args, ls = dataset["root"], dataset["base"], dataset["args"], dataset["ls"]
     spec = FOLDERS if name == "folders" else name
 
     out = ok(invoke("check", root, *args, "-j", "1"))
@@ -152,14 +171,6 @@ def _training_commands(dataset: dict) -> None:
     assert ev["confusion_matrix"] == metrics["confusion_matrix"]
 
 
-def test_training_commands_run_on_voc(dataset: dict) -> None:
-    if dataset["name"] != "voc":
-        pytest.skip("default suite: VOC only (the other layouts run in test_training_commands_run_on_the_layout)")
-    _training_commands(dataset)
-
-
-@pytest.mark.slow
-def test_training_commands_run_on_the_layout(dataset: dict) -> None:
-    if dataset["name"] == "voc":
-        pytest.skip("runs in the default suite")
-    _training_commands(dataset)
+@pytest.mark.parametrize("name", TRAINING)
+def test_training_commands_run_on_the_layout(name: str, datasets) -> None:
+    _training_commands(datasets(name))
