@@ -26,6 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cityscapes_tools.instances import encode_instance
+
 __all__ = ["run", "make_maps"]
 
 H, W = 1024, 2048
@@ -67,7 +69,7 @@ def make_maps(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
             pts = np.array([[x0, y0 + h], [x0, y0 + h // 3], [x0 + w // 5, y0], [x0 + 4 * w // 5, y0],
                             [x0 + w, y0 + h // 3], [x0 + w, y0 + h]])  # fmt: skip
             cv2.fillPoly(lab, [pts], cls)
-            cv2.fillPoly(inst, [pts], cls * 1000 + k)
+            cv2.fillPoly(inst, [pts], encode_instance(cls, k))
     lab[940:] = 1  # ego vehicle
     inst[940:] = 1
     lab[:, :6] = lab[:, -6:] = 3  # out of roi

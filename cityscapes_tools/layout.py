@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetFormatError
+from .instances import decode_instance
 from .io import read_image, read_instance, read_label, read_png
 
 __all__ = [
@@ -176,8 +177,7 @@ def validate_sample(sample: SamplePaths, label: np.ndarray | None = None) -> Non
             raise DatasetFormatError(
                 sample.instance, f"instance map is {inst.shape[1]}x{inst.shape[0]} but its label map is {w}x{h}"
             )
-        # Cityscapes convention: id*1000+k on instance pixels, the plain label id elsewhere.
-        cls = np.where(inst >= 1000, inst // 1000, inst)
+        cls, _ = decode_instance(inst)
         bad = cls != label
         if bad.any():
             y, x = np.argwhere(bad)[0]

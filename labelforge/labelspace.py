@@ -180,17 +180,6 @@ class LabelSpace:
         """True when every class stores its own id (no mapping on reading or writing)."""
         return all(c.value is None or c.value == c.id for c in self.classes)
 
-    def require(self, group: str, needed_by: str, size: int | None = None) -> tuple[str, ...]:
-        """The class names of ``group``; a missing (or wrongly sized) group raises one line naming it."""
-        names: tuple[str, ...] = getattr(self, group)
-        if not names or (size is not None and len(names) != size):
-            want = f"{size} classes" if size is not None else "at least one class"
-            raise LabelforgeError(
-                f"label space {self.name!r} has no {group!r} group of {want}, which {needed_by} needs; "
-                f'add "{group}": [...] to its label-space file (docs/datasets.md)'
-            )
-        return names
-
     # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {

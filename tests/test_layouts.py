@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from _layouts import FOLDERS, train_id_space, write_label_space, zero_other_space
+from _layouts import FOLDERS, train_id_space, write_label_space
 from typer.testing import CliRunner
 
 from cityscapes_tools import io as csio
@@ -167,13 +167,6 @@ def test_bad_datasets_give_one_line_naming_the_file(tmp_path: Path) -> None:
     root = _folders(tmp_path / "rgb")
     csio.write_png(root / "ann_dir" / "train" / "y.png", np.zeros((3, 4, 3), np.uint8), rgb=True)
     assert "ann_dir/train/y.png: mask is an RGB PNG" in _error_line(["check", root, *lsarg])
-
-
-def test_groups_a_command_needs_are_named(tmp_path: Path) -> None:
-    ls = zero_other_space()
-    with pytest.raises(LabelforgeError, match="label space 'cs-ade' has no 'base' group of 3 classes.*reconstruct"):
-        ls.require("base", "--method reconstruct", size=3)
-    assert train_id_space().require("base", "x", size=3) == ("sky", "road", "building")
 
 
 def test_label_space_files_json_and_yaml_and_their_errors(tmp_path: Path) -> None:

@@ -141,6 +141,8 @@ def compose(
         f"classes: {what}  skipped pastes: {res.skipped}  segments: {res.segments}"
         f"{' (cached index)' if res.index_cached else ''}  {res.seconds:.1f}s"
     )
+    if res.fallbacks:
+        console.print(f"drawn bases: {res.fallbacks} samples (their map holds no sky, road or building pixel)")
     if res.preview is not None:
         console.print(f"preview: {res.preview}")
 

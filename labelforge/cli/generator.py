@@ -38,7 +38,8 @@ def train_generator(
     preset: Annotated[str, typer.Option("--preset", help="Model size and defaults: tiny | 512p | 1024p.")] = "tiny",
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs in total (default: the preset's).")] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Samples per step and process (default: the preset's).")
+        int | None,
+        typer.Option("--batch-size", help="Global batch size, split over torchrun processes (default: the preset's)."),
     ] = None,
     size: Annotated[
         str | None, typer.Option("--size", help="Training resolution HEIGHTxWIDTH, e.g. 64x128 (default: preset).")
@@ -63,9 +64,10 @@ def train_generator(
     """Train the pix2pixHD generator (label map -> photo) on a dataset's image/label pairs.
 
     Writes DIR/generator.pt (every epoch, atomically), DIR/log.jsonl, DIR/samples/epoch-XXX.png
-    (label | real | generated) and DIR/run.json. --resume continues from the last finished epoch
-    with the saved architecture. For several GPUs: torchrun --nproc-per-node N -m labelforge.cli.app
-    train-generator ...
+    (label | real | generated) and DIR/run.json. --resume continues from the last finished epoch;
+    give the options of the run it continues (only --device, --workers, --amp and --epochs, to train
+    longer, may change). For several GPUs: torchrun --nproc-per-node N -m labelforge.cli.app
+    train-generator ... (--batch-size is global and must be a multiple of N).
 
     Example: labelforge train-generator data/mini --out runs/gen --preset tiny --epochs 10
     """
@@ -98,7 +100,6 @@ def train_generator(
         label_space=ds.label_space,
         resume=resume,
         overwrite=overwrite,
-        explicit=frozenset(given),
         progress=RichProgress(),
     )
     if not res.is_main:

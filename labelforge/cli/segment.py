@@ -98,6 +98,14 @@ def train_eval_cmd(
         bool,
         typer.Option("--save-predictions", help="Write val predictions as labelIds PNGs to RUN_DIR/predictions/."),
     ] = False,
+    allow_eval_leak: Annotated[
+        bool,
+        typer.Option(
+            "--allow-eval-leak",
+            help="Train on --supp dirs composed from ROOT's val split or rendered by a generator trained on it "
+            "(refused otherwise; metrics.json lists them).",
+        ),
+    ] = False,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     workers: WorkersOpt = 2,
@@ -137,12 +145,13 @@ def train_eval_cmd(
         eval_mode=eval_mode,
         flip=flip,
         save_predictions=save_predictions,
+        allow_eval_leak=allow_eval_leak,
         seed=seed,
         device=device,
         workers=resolve_workers(workers),
         label_space=label_space,
         layout=layout,
-        **({} if size_hw is None else {"size": None if size_hw == "native" else size_hw}),
+        size=size_hw,  # None: the preset's; "native": no resize
     )
     main = int(os.environ.get("RANK", "0")) == 0
     metrics = train_eval(cfg, overwrite=overwrite, resume=resume, progress=RichProgress(quiet=quiet or not main))

@@ -125,15 +125,26 @@ class TrainData(Dataset):
 
     Items are indexed by ``(index, seed)`` (see :class:`MixSampler`) and are dicts
     ``image`` (3, h, w) uint8, ``label`` (h, w) int64 train ids, ``supp`` bool.
+
+    ``supp_size`` (H, W), when set, brings every supplementary sample to that size before the
+    transform (image bilinear, label nearest): a generator renders at its own resolution (512x1024
+    for ``512p``), and at native input size its objects would otherwise appear at another scale
+    than the originals'.
     """
 
     def __init__(
-        self, originals: Sequence[SamplePaths], shards: Sequence[ShardSet], ls: LabelSpace, transform: PairTransform
+        self,
+        originals: Sequence[SamplePaths],
+        shards: Sequence[ShardSet],
+        ls: LabelSpace,
+        transform: PairTransform,
+        supp_size: tuple[int, int] | None = None,
     ) -> None:
         self.originals = list(originals)
         self.shards = list(shards)
         self.ls = ls
         self.transform = transform
+        self.supp_size = supp_size
         self.n_orig = len(self.originals)
         self._starts = np.cumsum([self.n_orig] + [len(s) for s in self.shards]).tolist()
 
@@ -152,6 +163,8 @@ class TrainData(Dataset):
             k = int(np.searchsorted(self._starts, index, side="right")) - 1
             item = self.shards[k][index - self._starts[k]]
             image, ids = item["image"], item["label"]
+            if self.supp_size is not None:
+                image, ids = _resize_pair(image, ids, *self.supp_size)
         return image, self.ls.id_to_train_id[ids]
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor | bool]:

@@ -34,7 +34,6 @@ __all__ = [
     "resolve_config",
     "config_to_dict",
     "config_from_dict",
-    "RESUME_FREE_FIELDS",
 ]
 
 SCHEDULES = ("mixed", "pretrain-finetune")
@@ -69,6 +68,7 @@ class TrainEvalConfig:
     eval_mode: str = "whole"
     flip: bool = False
     save_predictions: bool = False
+    allow_eval_leak: bool = False  # train on --supp dirs made from the val split (metrics.json lists them)
     seed: int = 0
     device: str = "auto"
     workers: int = 2
@@ -127,14 +127,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
-# Fields a resumed run may change without changing its result.
-RESUME_FREE_FIELDS = ("out", "device", "workers", "log_every", "save_predictions")
-
 
 def resolve_config(preset: str, **overrides: Any) -> TrainEvalConfig:
     """The preset's values, then every override that is not None.
 
     ``iters`` given without ``epochs`` switches the run to an iteration budget, and vice versa.
+    ``size="native"`` means no resize (``size=None`` would mean "the preset's").
     """
     if preset not in PRESETS:
         raise LabelforgeError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
@@ -149,6 +147,8 @@ def resolve_config(preset: str, **overrides: Any) -> TrainEvalConfig:
     if "epochs" in given and "iters" not in given:
         values["iters"] = None
     values.update(given)
+    if values.get("size") == "native":
+        values["size"] = None
     # Absolute paths, so run.json names the data whatever the working directory of a resume.
     for key in ("root", "out", "backbone_weights"):
         if values.get(key) is not None:

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from cityscapes_tools.errors import DatasetFormatError
+from cityscapes_tools.instances import decode_instance, is_instance
 from cityscapes_tools.io import read_label, read_png
 
 from ..layouts.masks import MaskCodec
@@ -103,14 +104,17 @@ def count_instances(instance: np.ndarray, path: str | Path, valid: np.ndarray | 
     if instance.dtype == np.uint8:  # 8-bit instance maps cannot hold an id >= 1000
         return _zeros()
     hist = _histogram(instance, 1 << 16) if instance.dtype == np.uint16 else np.bincount(instance.reshape(-1))
-    ids = np.flatnonzero(hist[1000:]) + 1000  # the distinct instance ids present
-    classes = ids // 1000
+    ids = np.flatnonzero(hist)
+    ids = ids[is_instance(ids)]  # the distinct instance ids present
+    classes, _ = decode_instance(ids)
     bad = classes >= NBINS
     if valid is not None:
         bad |= ~valid[np.minimum(classes, NBINS - 1)]
     if bad.any():
         iid = int(ids[bad][0])
-        raise DatasetFormatError(path, f"instance id {iid} names class id {iid // 1000}, outside the label space")
+        raise DatasetFormatError(
+            path, f"instance id {iid} names class id {decode_instance(iid)[0]}, outside the label space"
+        )
     return np.bincount(classes, minlength=NBINS).astype(np.int64)
 
 
