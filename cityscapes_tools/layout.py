@@ -158,9 +158,12 @@ def list_samples(root: str | Path, split: str, require_images: bool = False) -> 
     return out
 
 
-def validate_sample(sample: SamplePaths) -> None:
-    """Decode every file of ``sample`` and check dtypes, sizes, label values and instance ids."""
-    label = read_label(sample.label)
+def validate_sample(sample: SamplePaths, label: np.ndarray | None = None) -> None:
+    """Decode every file of ``sample`` and check dtypes, sizes, label values and instance ids.
+
+    ``label``: the label map when the caller has read and checked it already (another label table).
+    """
+    label = read_label(sample.label) if label is None else label
     h, w = label.shape
     if sample.image is not None:
         image = read_image(sample.image)

@@ -134,17 +134,19 @@ def test_train_generator_builds_the_config_from_preset_and_options(tmp_path, mon
     seen = {}
 
     def fake(root, out, gen_cfg, cfg, **kw):
-        seen.update(gen=gen_cfg, cfg=cfg, **kw)
+        seen.update(root=root, gen=gen_cfg, cfg=cfg, **kw)
         return train_mod.TrainResult(Path(out), cfg.epochs, 0, 0, {"L1": 0.1}, 0.0)
 
     monkeypatch.setattr(train_mod, "train_generator", fake)
-    res = invoke("train-generator", "root", "--out", tmp_path / "g", "--preset", "512p", "--epochs", "3",
+    root = make_pair_root(tmp_path / "root", n=1)  # the CLI opens the dataset (layout, label space) first
+    res = invoke("train-generator", root, "--out", tmp_path / "g", "--preset", "512p", "--epochs", "3",
                  "--size", "256x512", "--resume", "--workers", "1", "--vgg-weights", "vgg.pth")  # fmt: skip
     assert res.exit_code == 0, res.output
     cfg = seen["cfg"]
     assert (cfg.preset, cfg.epochs, cfg.batch_size, cfg.height, cfg.width) == ("512p", 3, 1, 256, 512)
     assert cfg.vgg_weights == "vgg.pth" and cfg.workers == 1 and cfg.lambda_feat == 10.0
     assert seen["gen"].ngf == 64 and seen["gen"].n_blocks == 9 and seen["resume"] is True
+    assert str(seen["root"]) == str(root) and seen["root"].layout.name == "cityscapes"
 
 
 def test_two_process_torchrun_training(tmp_path):

@@ -136,7 +136,7 @@ def test_class_pixel_counts_reads_train_ids_and_leaves_ignore_out(root: Path) ->
     from labelforge.dataset import open_dataset
 
     samples = open_dataset(root, LS).samples("train", require_images=True)
-    counts, areas = class_pixel_counts([s.label for s in samples], LS, workers=2)
+    counts, areas = class_pixel_counts(samples, LS, workers=2)
     assert counts.shape == (4, 19) and areas.tolist() == [64 * 64] * 4
     assert counts[:, 0].tolist() == [56 * 64, 56 * 64 - 64, 56 * 64, 56 * 64]
     assert counts[:, 13].tolist() == [0, 64, 0, 0]

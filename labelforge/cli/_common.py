@@ -43,8 +43,22 @@ WorkersOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
 LabelSpaceOpt = Annotated[
-    str, typer.Option("--label-space", help="Label space: 'cityscapes' or a label-space JSON file.")
+    str,
+    typer.Option(
+        "--label-space",
+        help="Label space: auto (the root's labelspace.yaml/.json, else the layout's built-in), cityscapes, "
+        "voc, or a label-space .yaml/.json file (docs/datasets.md).",
+    ),
 ]
+LayoutOpt = Annotated[
+    str,
+    typer.Option(
+        "--layout",
+        help="Dataset layout: auto (detected), cityscapes, folders, voc or ade20k; "
+        "suffixes as in folders:img=.jpg,ann=_mask.png.",
+    ),
+]
+DATASET_ROOT_HELP = "Dataset root in any layout: cityscapes, folders, voc or ade20k (see --layout)."
 
 
 def handle_errors(fn: F) -> F:

@@ -15,6 +15,7 @@ import typer
 from ._common import (
     DeviceOpt,
     LabelSpaceOpt,
+    LayoutOpt,
     OutOpt,
     OverwriteOpt,
     ResumeOpt,
@@ -32,7 +33,7 @@ AmpOpt = Annotated[str, typer.Option("--amp", help="Autocast dtype on CUDA: bf16
 
 @handle_errors
 def train_generator(
-    root: Annotated[Path, typer.Argument(help="Dataset root (Cityscapes layout) with photos and label maps.")],
+    root: Annotated[Path, typer.Argument(help="Dataset root (any layout, see --layout) with photos and masks.")],
     out: OutOpt,
     preset: Annotated[str, typer.Option("--preset", help="Model size and defaults: tiny | 512p | 1024p.")] = "tiny",
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs in total (default: the preset's).")] = None,
@@ -55,7 +56,8 @@ def train_generator(
     amp: AmpOpt = "bf16",
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (weights, order, flips).")] = None,
     workers: WorkersOpt = 2,
-    label_space: LabelSpaceOpt = "cityscapes",
+    label_space: LabelSpaceOpt = "auto",
+    layout: LayoutOpt = "auto",
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -71,6 +73,7 @@ def train_generator(
     """
     from dataclasses import replace
 
+    from ..dataset import open_dataset
     from ..gan.config import parse_size
     from ..gan.presets import get_preset
     from ..gan.train import train_generator as run
@@ -88,12 +91,13 @@ def train_generator(
         given["height"], given["width"] = parse_size(size)
     given = {k: v for k, v in given.items() if v is not None}
     cfg = replace(base, **given, split=split, device=device, amp_dtype=amp, workers=resolve_workers(workers))
+    ds = open_dataset(root, label_space, layout)  # an open dataset stands where the root path did
     res = run(
-        root,
+        ds,
         out,
         gen_cfg,
         cfg,
-        label_space=label_space,
+        label_space=ds.label_space,
         resume=resume,
         overwrite=overwrite,
         progress=RichProgress(),

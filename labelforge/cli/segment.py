@@ -11,6 +11,7 @@ import typer
 from ._common import (
     DeviceOpt,
     LabelSpaceOpt,
+    LayoutOpt,
     OutOpt,
     OverwriteOpt,
     ResumeOpt,
@@ -42,7 +43,7 @@ def parse_hw(text: str | None, option: str, allow_native: bool = False) -> tuple
 
 
 def train_eval_cmd(
-    root: Annotated[Path, typer.Argument(help="Dataset root in the Cityscapes layout (train and val splits).")],
+    root: Annotated[Path, typer.Argument(help="Dataset root in any layout (see --layout) with train and val splits.")],
     out: OutOpt,
     supp: Annotated[
         list[Path] | None,
@@ -121,7 +122,8 @@ def train_eval_cmd(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     workers: WorkersOpt = 2,
-    label_space: LabelSpaceOpt = "cityscapes",
+    label_space: LabelSpaceOpt = "auto",
+    layout: LayoutOpt = "auto",
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -166,6 +168,7 @@ def train_eval_cmd(
         device=device,
         workers=resolve_workers(workers),
         label_space=label_space,
+        layout=layout,
         size=size_hw,  # None: the preset's; "native": no resize
     )
     main = int(os.environ.get("RANK", "0")) == 0

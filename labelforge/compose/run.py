@@ -23,7 +23,7 @@ import numpy as np
 
 from ..dataset import DatasetSource, SamplePaths, open_dataset
 from ..errors import InputError, LabelforgeError
-from ..labelspace import LabelSpace, get_label_space
+from ..labelspace import LabelSpace
 from ..outputs import check_output
 from ..progress import NullProgress, Progress
 from ..shards.encode import EncodedSample, encode_sample
@@ -76,7 +76,8 @@ class ComposeConfig:
     samples_per_shard: int = 64
     preview: int = 0
     cache_dir: Path | None = None
-    label_space: str = "cityscapes"
+    label_space: str = "auto"
+    layout: str = "auto"
     overwrite: bool = False
     resume: bool = False
 
@@ -165,7 +166,7 @@ def _donors(cfg: ComposeConfig, ds: DatasetSource, progress: Progress) -> tuple[
     """The split's maps and their segment index (from the cache when the dataset is unchanged)."""
     samples = ds.samples(cfg.split, require_images=cfg.copy_paste)
     if cfg.copy_paste and any(s.image is None for s in samples):
-        raise InputError(ds.root, "--copy-paste needs photos (leftImg8bit) for every map")
+        raise InputError(ds.root, "--copy-paste needs photos for every map")
     index, cached = load_segment_index(
         ds, cfg.split, min_area=cfg.min_area, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=progress
     )
@@ -208,12 +209,12 @@ def plan_compose(cfg: ComposeConfig, progress: Progress | None = None) -> Compos
     Raises LabelforgeError/InputError before anything is written.
     """
     progress = progress or NullProgress()
-    ls = get_label_space(cfg.label_space)
+    ds = open_dataset(cfg.root, cfg.label_space, cfg.layout)  # lists no sample yet; the label space may be its own
+    ls = ds.label_space
     names = _class_names(cfg, ls)
     method = create_method(cfg.method, target=cfg.target, per_map=cfg.per_map, base=cfg.base)
     _validate(cfg, ls, method, names)
     check_output(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
-    ds = open_dataset(cfg.root, ls)
     samples, donors, cached = _donors(cfg, ds, progress)
     sel = method.select(donors, names)
     total = cfg.count if cfg.count is not None else supplement_count(cfg.ratio or 0.5, donors.n_maps)
@@ -239,6 +240,8 @@ def plan_compose(cfg: ComposeConfig, progress: Progress | None = None) -> Compos
         copy_paste=cfg.copy_paste,
     )
     config = _shard_config(cfg, ls, method, sel, total, donors)
+    if ds.layout.name != "cityscapes":  # export writes the dataset's own layout back (Cityscapes: as before)
+        config["layout"] = ds.layout.spec()
     return ComposePlan(ctx, total, config, cached, method.fallbacks(ctx, total))
 
 

@@ -332,7 +332,7 @@ RENDER_KEYS = ["batch_size", "amp_dtype", "seed", "compress_images", "device", "
 SLURM_KEYS = ["cluster", "partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "account", "qos",
               "constraint", "array_parallelism", "additional"]  # fmt: skip
 RUN_FIXED = {"root", "out", "supp", "supp_ratio", "schedule", "seed", "sampling", "rcs_temperature", "rcs_min_pixels",
-             "rcs_min_crop_ratio", "label_space"}  # fmt: skip
+             "rcs_min_crop_ratio", "label_space", "layout", "allow_eval_leak"}  # fmt: skip
 
 
 def segmenter_keys() -> list[str]:

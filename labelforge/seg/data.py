@@ -29,7 +29,6 @@ import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import cv2
@@ -37,9 +36,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from cityscapes_tools import io as csio
 from cityscapes_tools.layout import SamplePaths
 
+from ..dataset import read_label, read_pair
 from ..labelspace import LabelSpace
 from ..shards import ShardSet
 from .presets import TrainEvalConfig
@@ -170,10 +169,7 @@ class TrainData(Dataset):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(image (H, W, 3) uint8 RGB, label (H, W) uint8 train ids) of sample ``index``, untransformed."""
         if index < self.n_orig:
-            s = self.originals[index]
-            assert s.image is not None
-            image = csio.read_image(s.image)
-            ids = csio.read_label(s.label, num_ids=self.ls.num_ids)
+            image, ids = read_pair(self.originals[index], self.ls)  # any layout; sizes checked
         else:
             k = int(np.searchsorted(self._starts, index, side="right")) - 1
             item = self.shards[k][index - self._starts[k]]
@@ -212,9 +208,8 @@ class ValData(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, object]:
         s = self.samples[i]
-        assert s.image is not None
-        image = csio.read_image(s.image)
-        label = self.ls.id_to_train_id[csio.read_label(s.label, num_ids=self.ls.num_ids)]
+        image, ids = read_pair(s, self.ls)
+        label = self.ls.id_to_train_id[ids]
         if self.size is not None and image.shape[:2] != self.size:
             image = cv2.resize(image, (self.size[1], self.size[0]), interpolation=cv2.INTER_LINEAR)
         img, lab = _to_tensors(image, label)
@@ -298,16 +293,18 @@ class MixSampler(Sampler):
 RCS_REFERENCE_AREA = 1024 * 2048
 
 
-def class_pixel_counts(labels: Sequence[str | Path], ls: LabelSpace, workers: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Per label map: (n, C) pixels of each train id (ignore left out) and (n,) the map's area."""
+def class_pixel_counts(
+    samples: Sequence[SamplePaths], ls: LabelSpace, workers: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample's label map (any layout): (n, C) pixels of each train id (ignore left out) and (n,) its area."""
     c = ls.num_classes
 
-    def count(path: str | Path) -> tuple[np.ndarray, int]:
-        train_ids = ls.id_to_train_id[csio.read_label(path, num_ids=ls.num_ids)]
+    def count(sample: SamplePaths) -> tuple[np.ndarray, int]:
+        train_ids = ls.id_to_train_id[read_label(sample, ls)]
         return np.bincount(train_ids.ravel(), minlength=256)[:c], train_ids.size
 
     with ThreadPoolExecutor(max(1, workers)) as pool:  # PNG decoding releases the GIL
-        rows = list(pool.map(count, labels))
+        rows = list(pool.map(count, samples))
     counts = np.stack([r[0] for r in rows]) if rows else np.zeros((0, c), np.int64)
     return counts.astype(np.int64), np.array([r[1] for r in rows], np.int64)
 
@@ -385,7 +382,7 @@ def make_sampler(cfg: TrainEvalConfig, data: TrainData, rank: int = 0, world: in
     """The training sampler ``cfg.sampling`` asks for (rare-class sampling counts the originals' classes first)."""
     if cfg.sampling == "uniform":
         return MixSampler(data.n_orig, data.n_supp, cfg.seed, rank, world)
-    counts, areas = class_pixel_counts([s.label for s in data.originals], data.ls)
+    counts, areas = class_pixel_counts(data.originals, data.ls)
     rcs = RareClassSampling.from_counts(counts, areas, cfg.rcs_temperature, cfg.rcs_min_pixels)
     crop = cfg.rcs_min_crop_ratio * cfg.rcs_min_pixels * cfg.crop[0] * cfg.crop[1] / RCS_REFERENCE_AREA
     return RcsSampler(rcs, data.n_orig, data.n_supp, cfg.seed, rank, world, crop_pixels=crop)

@@ -80,7 +80,8 @@ class TrainEvalConfig:
     seed: int = 0
     device: str = "auto"
     workers: int = 2
-    label_space: str = "cityscapes"
+    label_space: str = "auto"  # a built-in name, a file, or the dataset's own (labelforge.dataset)
+    layout: str = "auto"  # of the dataset root (labelforge.layouts)
     log_every: int = 10
 
     def __post_init__(self) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..dataset import SamplePaths, open_dataset
 from ..errors import InputError
-from ..labelspace import LabelSpace, get_label_space
+from ..labelspace import LabelSpace
 from ..shards import ShardSet
 from .data import PairTransform, TrainData
 from .presets import TrainEvalConfig
@@ -166,8 +166,8 @@ def open_supplementary(path: str | Path, ls: LabelSpace) -> ShardSet:
 
 def check_inputs(cfg: TrainEvalConfig) -> RunInputs:
     """Open and check everything the run reads; raises a one-line error on the first problem."""
-    ls = get_label_space(cfg.label_space)
-    ds = open_dataset(cfg.root, ls)
+    ds = open_dataset(cfg.root, cfg.label_space, cfg.layout)
+    ls = ds.label_space
     train = ds.samples("train", require_images=True)
     val = ds.samples(EVAL_SPLIT, require_images=True)
     shards = [open_supplementary(p, ls) for p in cfg.supp]
@@ -195,11 +195,13 @@ def png_size(path: str | Path) -> tuple[int, int]:
 
 
 def native_size(root: str | Path, train: list[SamplePaths]) -> tuple[int, int]:
-    """The one (H, W) of the train photos; refuses originals of several sizes (no single scale to match)."""
+    """The one (H, W) of the train photos; refuses originals of several sizes (no single scale to match).
+
+    Read from the masks' PNG headers: a photo is its mask's size (checked when read), and may be a JPEG.
+    """
     sizes: dict[tuple[int, int], Path] = {}
     for s in train:
-        assert s.image is not None
-        sizes.setdefault(png_size(s.image), s.image)
+        sizes.setdefault(png_size(s.label), s.label)
     if len(sizes) > 1:
         (a, pa), (b, pb) = list(sizes.items())[:2]
         raise InputError(
