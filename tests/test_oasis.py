@@ -23,7 +23,7 @@ from labelforge.gan.oasis.discriminator import OasisDiscriminator
 from labelforge.gan.oasis.generator import OasisGenerator
 from labelforge.gan.oasis.losses import class_weights, labelmix_loss, labelmix_mask, n1_loss, n1_target
 from labelforge.gan.oasis.noise import labelmix_bits, render_noise, train_noise
-from labelforge.gan.oasis.trainer import OasisTrainer
+from labelforge.gan.oasis.trainer import OasisRenderer, OasisTrainer, generator_from_state
 from labelforge.labelspace import get_label_space
 
 LS = get_label_space()
@@ -262,3 +262,14 @@ def test_renders_are_reproducible_differ_per_k_and_ignore_the_batch(pairs: PairD
     assert np.array_equal(r0, t.render(items))
     assert np.array_equal(r0[2:], t.render(items[2:]))  # instance norm: no sample depends on its batch
     assert not np.array_equal(r0, t.render(items, k=1))  # another noise, another photo
+
+
+def test_a_generator_rebuilt_from_the_saved_ema_weights_renders_the_same(pairs: PairDataset) -> None:
+    t = _trainer()
+    t.step(_batches(pairs, 1)[0])
+    g = generator_from_state(SMALL, LS.num_ids, t.ema.state_dict())
+    batch = collate([pairs[1], pairs[3]])
+    out = OasisRenderer(g, SMALL, LS.num_ids, torch.device("cpu"), seed=0)(
+        batch["label"], batch["instance"], batch["index"], k=2
+    )
+    assert np.array_equal(out, t.render([pairs[1], pairs[3]], k=2))
