@@ -76,7 +76,7 @@ def params(net: torch.nn.Module) -> int:
 
 
 @pytest.mark.parametrize(
-    ("preset", "g_count", "d_count"), [("tiny", 1_979_507, 181_059), ("cityscapes", 71_107_523, 22_251_299)]
+    ("preset", "g_count", "d_count"), [("tiny", 2_494_835, 181_059), ("cityscapes", 71_107_523, 22_251_299)]
 )
 def test_parameter_counts_match_hand_counts(preset: str, g_count: int, d_count: int) -> None:
     cfg, _ = get_oasis_preset(preset)

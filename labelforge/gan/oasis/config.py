@@ -103,12 +103,11 @@ class _Preset:
 
 OASIS_PRESETS: dict[str, _Preset] = {
     # CPU minutes at 64x128 or 128x256: OASIS's block structure with a quarter of its generator widths
-    # (ch 16: 256..16 channels), an eighth of the discriminator's (16..64), 8-d noise, and SPADE with
-    # 16 hidden channels and 1x1 kernels (OASIS's --spade_ks), which makes a training step 1.5x
-    # pix2pixHD tiny's FLOPs instead of 3.7x. PyTorch's default init: with OASIS's the first few
-    # hundred steps learn nothing (docs/generator.md).
+    # (ch 16: 256..16 channels), an eighth of the discriminator's (16..64), 8-d noise and 16 hidden
+    # SPADE channels (3x3, as OASIS: 1x1 SPADE kernels train into horizontal streaks, measured).
+    # PyTorch's default init: with OASIS's the first few hundred steps learn nothing (docs/generator.md).
     "tiny": _Preset(
-        OasisConfig(channels_g=16, channels_d=8, num_res_blocks=5, z_dim=8, spade_hidden=16, spade_ks=1, init="torch"),
+        OasisConfig(channels_g=16, channels_d=8, num_res_blocks=5, z_dim=8, spade_hidden=16, init="torch"),
         TrainConfig(
             preset="oasis-tiny",
             epochs=10,
