@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LabelforgeError
+from .backbones import parse_backbone
 
 __all__ = [
     "TrainEvalConfig",
@@ -93,6 +94,7 @@ class TrainEvalConfig:
         for ok, message in checks:
             if not ok:
                 raise LabelforgeError(message)
+        parse_backbone(self.backbone)  # a bad name stops the run before its folder exists
         if self.schedule == "pretrain-finetune" and not self.supp:
             raise LabelforgeError("--schedule pretrain-finetune needs at least one --supp shard dir")
         if self.supp_ratio and not self.supp:
