@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cityscapes_tools.instances import encode_instance
 from labelforge.gan.checkpoint import save_checkpoint
 from labelforge.gan.config import GeneratorConfig, RenderConfig
 from labelforge.gan.flops import generator_flops, preset_flops
@@ -57,7 +58,7 @@ def _label_shards(out: Path, n: int, h: int, w: int, spp: int) -> Path:
             for k in range(3):
                 y, x = int(rng.integers(hz, h - h // 6)), int(rng.integers(0, w - w // 6))
                 label[y : y + h // 6, x : x + w // 6] = 26
-                inst[y : y + h // 6, x : x + w // 6] = 26000 + k
+                inst[y : y + h // 6, x : x + w // 6] = encode_instance(26, k)
             wr.write(i, key=f"bench_000000_{i:06d}", label=label, instance=inst, provenance={"i": i})
     return out
 

@@ -4,6 +4,7 @@ Depends on numpy and OpenCV only, so it is usable without labelforge and without
 """
 
 from .errors import CityscapesError, DatasetFormatError
+from .instances import decode_instance, encode_instance, is_instance
 from .labels import EVAL_LABELS, IGNORE_INDEX, LABELS, Label
 from .layout import SamplePaths, list_samples, list_splits
 
@@ -15,6 +16,9 @@ __all__ = [
     "LABELS",
     "Label",
     "SamplePaths",
+    "decode_instance",
+    "encode_instance",
+    "is_instance",
     "list_samples",
     "list_splits",
 ]

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetFormatError
+from .instances import decode_instance
 from .io import read_image, read_instance, read_label, read_png
 
 __all__ = [
@@ -157,9 +158,12 @@ def list_samples(root: str | Path, split: str, require_images: bool = False) -> 
     return out
 
 
-def validate_sample(sample: SamplePaths) -> None:
-    """Decode every file of ``sample`` and check dtypes, sizes, label values and instance ids."""
-    label = read_label(sample.label)
+def validate_sample(sample: SamplePaths, label: np.ndarray | None = None) -> None:
+    """Decode every file of ``sample`` and check dtypes, sizes, label values and instance ids.
+
+    ``label``: the label map when the caller has read and checked it already (another label table).
+    """
+    label = read_label(sample.label) if label is None else label
     h, w = label.shape
     if sample.image is not None:
         image = read_image(sample.image)
@@ -173,8 +177,7 @@ def validate_sample(sample: SamplePaths) -> None:
             raise DatasetFormatError(
                 sample.instance, f"instance map is {inst.shape[1]}x{inst.shape[0]} but its label map is {w}x{h}"
             )
-        # Cityscapes convention: id*1000+k on instance pixels, the plain label id elsewhere.
-        cls = np.where(inst >= 1000, inst // 1000, inst)
+        cls, _ = decode_instance(inst)
         bad = cls != label
         if bad.any():
             y, x = np.argwhere(bad)[0]

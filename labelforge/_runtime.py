@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,8 +24,7 @@ __all__ = [
     "autocast",
     "amp_dtype",
     "distributed",
-    "init_distributed",
-    "shutdown",
+    "per_process_batch",
     "barrier",
     "all_reduce_sum",
     "to_host_async",
@@ -77,46 +76,52 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def init_distributed(info: DistInfo, device: torch.device) -> None:
-    """Join torchrun's process group (NCCL on GPUs, gloo on the CPU); a no-op for one process."""
-    if not info.enabled or torch.distributed.is_initialized():
-        return
+def _init_process_group(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
     torch.distributed.init_process_group(backend, device_id=device if device.type == "cuda" else None)
 
 
-def shutdown(info: DistInfo) -> None:
-    if info.enabled and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-
-
 @contextlib.contextmanager
 def distributed(device_spec: str) -> Iterator[tuple[DistInfo, torch.device]]:
-    """Join the ``torchrun`` process group (when there is one) for the duration of the block."""
+    """Join the ``torchrun`` process group (NCCL on GPUs, gloo on the CPU) for the duration of the block.
+
+    Outside torchrun (or when the group already exists) this only resolves the device.
+    """
     info = dist_info()
     device = resolve_device(device_spec, info.local_rank)
     if not info.enabled or torch.distributed.is_initialized():
         yield info, device
         return
-    init_distributed(info, device)
+    _init_process_group(device)
     try:
         yield info, device
     finally:
-        shutdown(info)
+        torch.distributed.destroy_process_group()
 
 
-def barrier(info: DistInfo | None = None) -> None:
+def per_process_batch(batch_size: int, world: int) -> int:
+    """This process's share of a global batch; every command's ``--batch-size`` is global."""
+    if batch_size % world:
+        raise LabelforgeError(
+            f"--batch-size {batch_size} is not divisible by the {world} torchrun processes"
+            " (the batch size is global: give a multiple of the process count)"
+        )
+    return batch_size // world
+
+
+def barrier() -> None:
+    """Wait for every process of the group (a no-op in a single process)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
 
 
-def all_reduce_sum(values: list[float], info: DistInfo, device: torch.device) -> list[float]:
-    """Sum a few scalars over all processes (float64)."""
-    if not info.enabled:
-        return list(values)
-    t = torch.tensor(values, dtype=torch.float64, device=device)
+def all_reduce_sum(values: Sequence[float], device: torch.device) -> list[float]:
+    """Sum a few scalars over all processes, in float64 (a no-op in a single process)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return [float(v) for v in values]
+    t = torch.tensor(list(values), dtype=torch.float64, device=device)
     torch.distributed.all_reduce(t)
     return t.tolist()
 

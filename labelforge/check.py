@@ -1,4 +1,4 @@
-"""Validate a dataset root: pair every sample's files and decode them with format checks.
+"""Validate a dataset root of any layout: pair every sample's files and decode them with format checks.
 
 Example:
     >>> from labelforge.check import check_dataset  # doctest: +SKIP
@@ -12,8 +12,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cityscapes_tools.layout import SamplePaths, list_samples, list_splits, validate_sample
-
+from .dataset import Sample, open_dataset, validate_sample
+from .labelspace import LabelSpace
+from .layouts import Layout
 from .progress import Progress
 
 __all__ = ["CheckResult", "check_dataset"]
@@ -22,6 +23,8 @@ __all__ = ["CheckResult", "check_dataset"]
 @dataclass(frozen=True)
 class CheckResult:
     root: Path
+    layout: str = "cityscapes"
+    label_space: str = "cityscapes"
     samples: dict[str, int] = field(default_factory=dict)
     with_images: dict[str, bool] = field(default_factory=dict)
     with_instances: dict[str, bool] = field(default_factory=dict)
@@ -33,17 +36,20 @@ def check_dataset(
     *,
     deep: bool = True,
     workers: int = 1,
+    layout: str | Layout = "auto",
+    label_space: str | LabelSpace = "auto",
     progress: Progress | None = None,
 ) -> CheckResult:
-    """Check the layout of ``splits`` (default: all) and, with ``deep``, decode and check every file.
+    """Check the file pairing of ``splits`` (default: all) and, with ``deep``, decode and check every file
+    (mask values against the label space, photo sizes, instance ids).
 
     Raises a one-line :class:`~cityscapes_tools.errors.DatasetFormatError` for the first problem.
     """
-    root = Path(root)
-    splits = splits or list_splits(root)
-    per_split = {s: list_samples(root, s) for s in splits}
+    ds = open_dataset(root, label_space, layout)
+    splits = splits or ds.splits()
+    per_split = {s: ds.samples(s) for s in splits}
     if deep:
-        todo: list[SamplePaths] = [p for ps in per_split.values() for p in ps]
+        todo: list[Sample] = [p for ps in per_split.values() for p in ps]
         progress = progress or Progress()
         with progress.task("checking files", total=len(todo)) as bar:
             if workers > 1:
@@ -55,7 +61,9 @@ def check_dataset(
                     validate_sample(p)
                     bar.advance()
     return CheckResult(
-        root=root,
+        root=ds.root,
+        layout=ds.layout.spec(),
+        label_space=ds.label_space.name,
         samples={s: len(ps) for s, ps in per_split.items()},
         with_images={s: ps[0].image is not None for s, ps in per_split.items()},
         with_instances={s: ps[0].instance is not None for s, ps in per_split.items()},

@@ -3,17 +3,21 @@
 Any model's predictions can be scored, labelforge's or another framework's:
 
 * Files: every ``*.png`` under the prediction folder, at any depth. A file belongs to the sample
-  whose key ``{city}_{seq:06}_{frame:06}`` starts its name (``{key}_pred_labelIds.png``,
-  ``{key}_leftImg8bit.png``, ``{key}.png`` ...). Several files for one key (e.g. a labelIds and a
-  colour PNG) are narrowed by name: ``*color*`` and ``*instanceIds*`` files are skipped, then a
-  name with ``labelIds`` / ``trainIds`` in it is preferred according to the format.
+  whose key starts its name, followed by the end of the name or a character that cannot continue
+  the key (``{key}_pred_labelIds.png``, ``{key}_leftImg8bit.png``, ``{key}.png`` ...; for a
+  Cityscapes key ``{city}_{seq:06}_{frame:06}`` anything but a digit). The longest such key wins.
+  Several files for one key (e.g. a labelIds and a colour PNG) are narrowed by name: ``*color*`` and
+  ``*instanceIds*`` files are skipped, then a name with ``labelIds`` / ``trainIds`` in it is
+  preferred according to the format.
 * Values: single-channel 8-bit (16-bit accepted when every value is below 256). ``labelIds``
   predictions are mapped to train ids with the label space's table (void ids count as a miss of the
   ground-truth class); ``trainIds`` predictions are used as they are (255 or any value outside
   ``0..C-1`` is a miss).
-* Format ``auto``: over all the prediction pixels, a value in ``C..num_ids-1`` (Cityscapes: 19..33)
-  means labelIds; otherwise, values within ``0..C-1`` and 255 mean trainIds. A mix of both kinds, or
-  any other value, is an error: pass the format explicitly.
+* Format ``auto``: when every scored file's name says ``labelIds`` (as train-eval's
+  ``*_pred_labelIds.png`` do) or every one says ``trainIds``, the names decide. Otherwise, over all
+  the prediction pixels, a value in ``C..num_ids-1`` (Cityscapes: 19..33) means labelIds; else
+  values within ``0..C-1`` and 255 mean trainIds. A mix of both kinds, or any other value, is an
+  error: pass the format explicitly.
 
 Each file is decoded once into a joint histogram of (ground-truth label id, raw predicted value);
 the label space and the format decide afterwards, on its 256 x 256 cells, how ids become classes.
@@ -27,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,10 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from cityscapes_tools.io import read_png
+from cityscapes_tools.io import PNG_MAGIC, decode_png, read_bytes
 
 from .dataset import DatasetSource, SamplePaths, open_dataset
 from .errors import InputError, LabelforgeError
+from .layouts.masks import read_mask_values
 from .outputs import check_output, mark_finished, prepare_output
 from .progress import NullProgress, Progress
 from .seg.metrics import ConfusionMatrix, metrics_summary, write_metrics
@@ -53,8 +57,6 @@ __all__ = [
 ]
 
 FORMATS = ("auto", "labelIds", "trainIds")
-# A key at the start of a file name, not followed by another digit.
-_KEY_PREFIX = re.compile(r"^([a-z][a-z_-]*?_\d{6}_\d{6})(?!\d)")
 _SKIP_NAMES = ("color", "instanceids")
 
 
@@ -69,7 +71,8 @@ class EvaluateConfig:
     format: str = "auto"
     allow_missing: bool = False
     workers: int = 1
-    label_space: str = "cityscapes"
+    label_space: str = "auto"
+    layout: str = "auto"
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -102,6 +105,28 @@ def _choose(paths: list[Path], fmt: str) -> Path | None:
     return None
 
 
+def _key_of(name: str, keys: set[str]) -> str | None:
+    """The longest key of ``keys`` that starts ``name`` and is not continued there by the next character
+    (a digit after a key ending in a digit, a letter or digit after one ending in a letter)."""
+    best = None
+    for end in range(1, len(name) + 1):
+        if name[:end] not in keys:
+            continue
+        nxt, last = name[end : end + 1], name[end - 1]
+        if nxt and (nxt.isdigit() or (nxt.isalpha() and not last.isdigit())):
+            continue
+        best = name[:end]
+    return best
+
+
+def _format_from_names(paths: list[Path]) -> str | None:
+    names = [p.name.lower() for p in paths]
+    for tag, fmt in (("labelids", "labelIds"), ("trainids", "trainIds")):
+        if names and all(tag in n for n in names):
+            return fmt
+    return None
+
+
 def find_predictions(pred_dir: Path, keys: list[str], fmt: str = "auto") -> tuple[dict[str, Path], int]:
     """Map sample keys to prediction files under ``pred_dir``; also return the count of unmatched PNGs."""
     if not pred_dir.is_dir():
@@ -110,11 +135,11 @@ def find_predictions(pred_dir: Path, keys: list[str], fmt: str = "auto") -> tupl
     by_key: dict[str, list[Path]] = {}
     unmatched = 0
     for p in sorted(pred_dir.rglob("*.png")):
-        m = _KEY_PREFIX.match(p.name)
-        if m is None or m[1] not in wanted:
+        key = _key_of(p.name, wanted)
+        if key is None:
             unmatched += 1
             continue
-        by_key.setdefault(m[1], []).append(p)
+        by_key.setdefault(key, []).append(p)
     found: dict[str, Path] = {}
     for key, paths in by_key.items():
         chosen = _choose(paths, fmt)
@@ -146,7 +171,10 @@ def detect_format(present: np.ndarray, num_classes: int, num_ids: int, ignore_in
 
 
 def _read_prediction(path: Path) -> np.ndarray:
-    arr = read_png(path)
+    data = read_bytes(path)
+    if data.startswith(PNG_MAGIC) and len(data) > 25 and data[25] == 3:  # palette PNG: its indices
+        return read_mask_values(path)
+    arr = decode_png(data, path)
     if arr.ndim != 2:
         raise InputError(path, f"prediction must be a single-channel label map, found {arr.shape[2]} channels")
     if arr.dtype != np.uint8:
@@ -194,7 +222,7 @@ def evaluate_predictions(cfg: EvaluateConfig, progress: Progress | None = None) 
     """Score ``cfg.pred_dir`` against ``cfg.root``'s ``cfg.split`` and write ``cfg.out/metrics.json``."""
     progress = progress or NullProgress()
     check_output(cfg.out, overwrite=cfg.overwrite, resumable=False)
-    ds = open_dataset(cfg.root, cfg.label_space)
+    ds = open_dataset(cfg.root, cfg.label_space, cfg.layout)
     ls = ds.label_space
     samples = ds.samples(cfg.split)
     found, unmatched = find_predictions(cfg.pred_dir, [s.key for s in samples], cfg.format)
@@ -218,7 +246,11 @@ def evaluate_predictions(cfg: EvaluateConfig, progress: Progress | None = None) 
     joint = joint.reshape(256, 256)  # (gt label id, raw predicted value)
 
     seen = joint.sum(axis=0) > 0  # every predicted value, on ignored pixels too
-    fmt = cfg.format if cfg.format != "auto" else detect_format(seen, ls.num_classes, ls.num_ids, ls.ignore_index)
+    fmt = cfg.format
+    if fmt == "auto":
+        fmt = _format_from_names([found[s.key] for s in todo]) or detect_format(
+            seen, ls.num_classes, ls.num_ids, ls.ignore_index
+        )
     cm = _to_confusion(joint, fmt, ls.id_to_train_id, ls.num_classes, ls.ignore_index)
     summary = metrics_summary(cm, ls.class_names)
 

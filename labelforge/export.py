@@ -1,9 +1,18 @@
-"""``labelforge export``: a shard dir written out as a Cityscapes-layout dataset any framework can read.
+"""``labelforge export``: a shard dir written out as a dataset root, in the layout of the dataset it came from.
 
-Each sample becomes ``gtFine/{split}/{city}/{key}_gtFine_labelIds.png``, ``..._instanceIds.png``,
-``..._color.png`` and, when the shards carry photos, ``leftImg8bit/{split}/{city}/{key}_leftImg8bit.png``.
-The shard checksums are verified first; ``_SUCCESS`` is written last; ``resume`` skips samples whose
-files are all present (every file is written atomically, so a present file is a whole file).
+By default the layout is the source dataset's (compose records it in the shard config for every layout
+but Cityscapes), so composed or rendered samples drop back into the user's own tooling:
+
+* cityscapes: ``gtFine/{split}/{city}/{key}_gtFine_labelIds.png``, ``..._instanceIds.png``,
+  ``..._color.png`` and, with photos, ``leftImg8bit/{split}/{city}/{key}_leftImg8bit.png``;
+* voc: ``SegmentationClass/{key}.png`` (palette PNG), ``JPEGImages/{key}.jpg``, and the key appended
+  to ``ImageSets/Segmentation/{split}.txt``;
+* ade20k / folders: ``annotations|ann_dir/{split}/{key}.png`` and ``images|img_dir/{split}/{key}.jpg|png``.
+
+Masks store the label space's values (``ClassDef.value``), not its ids. Instance maps exist only in
+the Cityscapes layout; JPEG photos are written at quality 95. The shard checksums are verified first;
+``_SUCCESS`` is written last; ``resume`` skips samples whose files are all present (every file is
+written atomically, so a present file is a whole file).
 
 Example:
     >>> from labelforge.export import ExportConfig, export_shards  # doctest: +SKIP
@@ -17,10 +26,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cityscapes_tools.layout import KEY_RE, sample_paths
-from cityscapes_tools.writer import write_sample
-
 from .errors import InputError
+from .layouts import parse_layout
 from .outputs import mark_finished, prepare_output
 from .progress import NullProgress, Progress
 
@@ -32,6 +39,7 @@ class ExportConfig:
     shards: Path
     out: Path
     split: str = "train"
+    layout: str = "auto"  # auto: the layout of the dataset the shards were composed from
     overwrite: bool = False
     resume: bool = False
     verify: bool = True
@@ -43,39 +51,35 @@ class ExportResult:
     samples: int
     written: int  # by this call (the rest were already there)
     with_images: bool
-
-
-def _done(out: Path, split: str, key: str, with_image: bool) -> bool:
-    p = sample_paths(out, split, key)
-    files = [p.label, p.instance, p.color] + ([p.image] if with_image else [])
-    return all(f is not None and f.is_file() for f in files)
+    layout: str = "cityscapes"
 
 
 def export_shards(cfg: ExportConfig, progress: Progress | None = None) -> ExportResult:
-    """Write every sample of ``cfg.shards`` into ``cfg.out`` in the Cityscapes layout."""
+    """Write every sample of ``cfg.shards`` into ``cfg.out`` in the dataset's (or the given) layout."""
     from .shards import ShardSet
 
     progress = progress or NullProgress()
     ss = ShardSet(cfg.shards)
     if re.fullmatch(r"[a-z][a-z0-9_-]*", cfg.split) is None:
         raise InputError(cfg.out, f"split name {cfg.split!r} must be lowercase letters, digits, '_' or '-'")
+    spec = cfg.layout if cfg.layout not in ("auto", "") else str(ss.config.get("layout") or "cityscapes")
+    layout = parse_layout(spec)
     if cfg.verify:
         ss.verify()
     out = prepare_output(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    writer = layout.writer(out, ss.label_space)
     written = 0
     with progress.task("exporting", total=len(ss)) as bar:
         for j in range(len(ss.shards)):
             for s in ss.iter_shard(j):
-                key = s["key"]
-                if KEY_RE.match(key) is None:
-                    raise InputError(ss.path / ss.shards[j]["file"], f"sample key {key!r} is not a Cityscapes key")
-                if not (cfg.resume and _done(out, cfg.split, key, ss.has_image)):
-                    inst = s["instance"]
-                    if inst.min() < 0 or inst.max() > 65535:
-                        raise InputError(ss.path / ss.shards[j]["file"], f"{key}: instance ids exceed 16 bits")
-                    write_sample(out, cfg.split, key, label=s["label"], instance=inst, image=s["image"])
+                if not (cfg.resume and writer.done(cfg.split, s["key"], ss.has_image)):
+                    try:
+                        writer.write(cfg.split, s["key"], label=s["label"], instance=s["instance"], image=s["image"])
+                    except InputError as exc:  # a key or id the layout cannot store: name the shard file
+                        raise InputError(ss.path / ss.shards[j]["file"], exc.problem) from None
                     written += 1
                 bar.advance(1)
+    writer.finish()
     ss.close()
     mark_finished(
         out,
@@ -85,6 +89,7 @@ def export_shards(cfg: ExportConfig, progress: Progress | None = None) -> Export
             "source": str(cfg.shards),
             "method": ss.method,
             "images": ss.has_image,
+            **({"layout": layout.spec()} if layout.name != "cityscapes" else {}),
         },
     )
-    return ExportResult(out=out, samples=len(ss), written=written, with_images=ss.has_image)
+    return ExportResult(out=out, samples=len(ss), written=written, with_images=ss.has_image, layout=layout.spec())

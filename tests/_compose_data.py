@@ -9,7 +9,7 @@ import numpy as np
 from cityscapes_tools.writer import write_sample
 
 H, W = 20, 40
-ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, SKY, PERSON, CAR, EGO = 7, 8, 11, 12, 13, 17, 23, 24, 26, 1
+ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, VEGETATION, SKY, PERSON, CAR, EGO = 7, 8, 11, 12, 13, 17, 21, 23, 24, 26, 1
 
 
 def street() -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from cityscapes_tools import io as csio
 from cityscapes_tools.errors import DatasetFormatError
+from cityscapes_tools.instances import decode_instance, encode_instance, is_instance
 from cityscapes_tools.labels import (
     EVAL_LABELS,
     ID_TO_TRAIN_ID,
@@ -88,6 +89,20 @@ def test_lookup_tables():
     assert TRAIN_ID_PALETTE[255].tolist() == [0, 0, 0] and TRAIN_ID_PALETTE[16].tolist() == [0, 80, 100]
 
 
+def test_instance_id_encoding():
+    assert encode_instance(26, 0) == 26000 and encode_instance(24, 999) == 24999
+    assert decode_instance(26003) == (26, 3) and decode_instance(7) == (7, -1) and decode_instance(999) == (999, -1)
+    k = np.array([0, 1, 2], np.int32)
+    assert encode_instance(np.array([26, 26, 33], np.int32), k).tolist() == [26000, 26001, 33002]
+    stored = np.array([[0, 7, 999], [1000, 26001, 33999]], np.uint16)  # as an instanceIds PNG reads
+    label_id, k = decode_instance(stored)
+    assert label_id.tolist() == [[0, 7, 999], [1, 26, 33]] and k.tolist() == [[-1, -1, -1], [0, 1, 999]]
+    assert is_instance(stored).tolist() == [[False, False, False], [True, True, True]]
+    ids = np.array([5, 24000, 26017], np.int32)
+    assert decode_instance(ids)[0].dtype == np.int32
+    assert (encode_instance(*decode_instance(ids[1:])) == ids[1:]).all()  # round trip on instance ids
+
+
 def test_reads_the_real_samples(cityscapes_samples):
     assert list_splits(cityscapes_samples) == ["train"]
     samples = list_samples(cityscapes_samples, "train")
@@ -100,7 +115,7 @@ def test_reads_the_real_samples(cityscapes_samples):
     assert label.dtype == np.uint8 and label.shape == (1024, 2048)
     assert inst.dtype == np.int32 and photo.shape == (1024, 2048, 3)
     cars = inst[label == 26]
-    assert (cars >= 26000).any() and set(np.unique(cars[cars >= 1000]) // 1000) == {26}
+    assert (cars >= 26000).any() and set(decode_instance(np.unique(cars[is_instance(cars)]))[0].tolist()) == {26}
 
 
 def _tiny(root, key="demo_000000_000001", split="train", photo=True):

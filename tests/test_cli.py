@@ -35,6 +35,7 @@ def test_the_pipeline_commands_are_registered():
         "train-generator",
         "render",
         "train-eval",
+        "quality",
         "evaluate",
         "report",
     }

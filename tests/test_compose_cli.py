@@ -80,3 +80,11 @@ def test_help_has_examples():
     for cmd in ("compose", "export"):
         r = invoke(cmd, "--help")
         assert r.exit_code == 0 and f"Example: labelforge {cmd}" in r.output
+
+
+def test_method_help_names_every_registered_method():
+    from labelforge.compose import method_names
+
+    r = invoke("compose", "--help")
+    method_help = r.output.split("-m, --method")[1].split("-c, --class")[0]
+    assert all(name in method_help for name in method_names()), method_help

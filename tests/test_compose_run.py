@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from _compose_data import (
     PERSON,
     ROAD,
     SKY,
+    VEGETATION,
     WALL,
     make_overlay_dataset,
     overlay_maps,
@@ -24,7 +26,7 @@ from _compose_data import (
     write_maps,
 )
 
-from labelforge.compose import ComposeConfig, load_segment_index, run_compose
+from labelforge.compose import ComposeConfig, load_segment_index, methods, run_compose
 from labelforge.dataset import open_dataset
 from labelforge.errors import USER_ERRORS, InputError, LabelforgeError, OutputExistsError
 from labelforge.progress import Progress, ProgressTask
@@ -141,6 +143,57 @@ def test_reconstruct_base_holds_only_sky_road_building(ds_root, tmp_path):
             assert len(s["provenance"]["pasted"]) + s["provenance"]["skipped"] == 3
 
 
+def test_reconstruct_falls_back_to_a_drawn_base_for_a_map_without_base_pixels(tmp_path):
+    # C holds no sky, road or building pixel: no base can be derived from it.
+    maps = overlay_maps()
+    c_lab = np.full((20, 40), VEGETATION, np.uint8)
+    c_inst = c_lab.astype(np.int32)
+    put(c_lab, c_inst, WALL, slice(10, 16), slice(0, 20))
+    C = "town_000000_000002"
+    root = write_maps(tmp_path / "ds", {**maps, C: (c_lab, c_inst)})
+    cfg = cfg_for(root, tmp_path / "r", method="reconstruct", count=12, per_map=2, target="inverse")
+    res = run_compose(cfg)
+    got = samples(tmp_path / "r")
+    fell_back = [s for s in got if s["provenance"]["base_kind"] == "drawn"]
+    assert res.fallbacks == len(fell_back) == 4  # of 12 samples, seed 0: those whose base map is C
+    assert ShardSet(tmp_path / "r").manifest["base_fallbacks"] == {"maps": [C], "samples": 4}
+    for s in got:
+        prov = s["provenance"]
+        pasted = {ShardSet(tmp_path / "r").label_space.get(p["class"]).id for p in prov["pasted"]}
+        assert set(np.unique(s["label"]).tolist()) <= {SKY, ROAD, BUILDING} | pasted
+        if prov["base_kind"] == "drawn":
+            assert prov["base"] is None and prov["fallback_from"] == C
+        else:
+            assert prov["base_kind"] == "derived" and prov["base"] in (A, B) and "fallback_from" not in prov
+    # the fall-back draws from (seed, index) alone: any worker count gives the same bytes
+    run_compose(dataclasses.replace(cfg, out=tmp_path / "r2", workers=2))
+    assert _shard_bytes(tmp_path / "r") == _shard_bytes(tmp_path / "r2")
+
+
+def test_a_registered_method_composes_by_its_name(ds_root, tmp_path, monkeypatch):
+    # A new method is one class: its name reaches the keys, the shard config and the provenance.
+    monkeypatch.setattr(methods, "_REGISTRY", dict(methods._REGISTRY))
+
+    @methods.register_method
+    class OnRoad(methods.Overlay):  # overlay's classes, pasted onto a map of road alone
+        name: ClassVar[str] = "onroad"
+        photos: ClassVar[bool] = False
+
+        def make_base(self, ctx, m, rng):
+            label = np.full((20, 40), ROAD, np.uint8)
+            return methods.Base(label, label.astype(np.int32), None, "drawn", None)
+
+    run_compose(cfg_for(ds_root, tmp_path / "n", method="onroad", classes=("wall",), count=1))
+    s = samples(tmp_path / "n")[0]
+    expected = np.full((20, 40), ROAD, np.uint8)
+    expected[8:12, 5:15] = WALL
+    assert s["key"] == "lfonroad_000000_000000" and (s["label"] == expected).all()
+    assert s["provenance"]["method"] == "onroad" and s["provenance"]["base_kind"] == "drawn"
+    assert ShardSet(tmp_path / "n").config["method"] == "onroad"
+    with pytest.raises(LabelforgeError, match="--copy-paste needs the base map's photo; onroad bases have none"):
+        run_compose(cfg_for(ds_root, tmp_path / "n2", method="onroad", classes=("wall",), copy_paste=True))
+
+
 def test_copy_paste_pastes_donor_photo_pixels(tmp_path):
     root = make_overlay_dataset(tmp_path / "ds", photos=True)
     run_compose(cfg_for(root, tmp_path / "cp", classes=("wall",), count=1, copy_paste=True))
@@ -254,7 +307,7 @@ def test_bad_requests_fail_before_writing(ds_root, tmp_path):
         ({"classes": ("road",)}, InputError, "no base map lacks it"),
         ({"method": "reconstruct", "copy_paste": True}, LabelforgeError, "copy-paste"),
         ({"classes": ("wall",), "copy_paste": True}, USER_ERRORS, "has no photo"),
-        ({"method": "nope"}, LabelforgeError, "unknown method"),
+        ({"method": "nope"}, LabelforgeError, "unknown method 'nope'; valid: overlay, multi, reconstruct, identity"),
     ]
     for kw, exc, msg in cases:
         with pytest.raises(exc, match=msg):

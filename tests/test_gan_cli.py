@@ -1,5 +1,5 @@
 """``labelforge train-generator`` and ``labelforge render`` run end to end on tiny data; bad input
-gives one line and exit status 2; --resume passes on only the options the user gave.
+gives one line and exit status 2; --resume must repeat the run's options.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_gan_support import (
+from _gan_data import (
     make_checkpoint,
     make_label_shards,
     make_pair_root,
@@ -49,8 +49,12 @@ def test_train_then_render_from_the_command_line(tmp_path):
     run = json.loads((gen / "run.json").read_text())
     assert run["train_config"]["epochs"] == 1 and run["generator_config"]["ngf"] == 16  # the tiny preset
 
+    res = invoke("train-generator", root, "--out", gen, "--resume", "--size", "32x64", "--epochs", "1",
+                 "--batch-size", "2", "--workers", "0", "--device", "cpu")  # fmt: skip
+    assert res.exit_code == 0 and "nothing to do" in res.output, res.output
     res = invoke("train-generator", root, "--out", gen, "--resume", "--workers", "1", "--device", "cpu")
-    assert res.exit_code == 0 and "nothing to do" in res.output  # the saved epoch count is kept
+    line = _error_line(res)  # the preset's batch 4 and size 64x128 are not the run's
+    assert str(gen / "generator.pt") in line and "started with batch_size=2, not 4" in line
 
     shards = make_label_shards(tmp_path / "shards", n=5, spp=2)
     out = tmp_path / "render"
@@ -59,6 +63,8 @@ def test_train_then_render_from_the_command_line(tmp_path):
     assert res.exit_code == 0, res.output
     assert "rendered 5 of 5 samples at 32x64" in res.output and (out / "preview.png").is_file()
     assert ShardSet(out).has_image and ShardSet(out).config["render"]["compress_images"] is True
+    # The photos the generator saw travel with what it renders (train-eval refuses its own val split).
+    assert ShardSet(out).config["render"]["generator_data"] == {"root": str(root.resolve()), "split": "train"}
     res = invoke("render", shards, "--generator", gen, "--out", out, "--device", "cpu")
     assert "--overwrite" in _error_line(res)
 
@@ -112,7 +118,7 @@ def test_train_generator_bad_options(tmp_path, args, needle):
 
 def test_train_generator_on_a_label_only_root(tmp_path):
     import numpy as np
-    from test_gan_support import scene
+    from _gan_data import scene
 
     from cityscapes_tools.writer import write_sample
 
@@ -122,24 +128,25 @@ def test_train_generator_on_a_label_only_root(tmp_path):
     assert "has no photos" in _error_line(res) and not (tmp_path / "gen").exists()
 
 
-def test_train_generator_passes_only_given_options(tmp_path, monkeypatch):
+def test_train_generator_builds_the_config_from_preset_and_options(tmp_path, monkeypatch):
     import labelforge.gan.train as train_mod
 
     seen = {}
 
     def fake(root, out, gen_cfg, cfg, **kw):
-        seen.update(gen=gen_cfg, cfg=cfg, **kw)
+        seen.update(root=root, gen=gen_cfg, cfg=cfg, **kw)
         return train_mod.TrainResult(Path(out), cfg.epochs, 0, 0, {"L1": 0.1}, 0.0)
 
     monkeypatch.setattr(train_mod, "train_generator", fake)
-    res = invoke("train-generator", "root", "--out", tmp_path / "g", "--preset", "512p", "--epochs", "3",
+    root = make_pair_root(tmp_path / "root", n=1)  # the CLI opens the dataset (layout, label space) first
+    res = invoke("train-generator", root, "--out", tmp_path / "g", "--preset", "512p", "--epochs", "3",
                  "--size", "256x512", "--resume", "--workers", "1", "--vgg-weights", "vgg.pth")  # fmt: skip
     assert res.exit_code == 0, res.output
     cfg = seen["cfg"]
     assert (cfg.preset, cfg.epochs, cfg.batch_size, cfg.height, cfg.width) == ("512p", 3, 1, 256, 512)
     assert cfg.vgg_weights == "vgg.pth" and cfg.workers == 1 and cfg.lambda_feat == 10.0
     assert seen["gen"].ngf == 64 and seen["gen"].n_blocks == 9 and seen["resume"] is True
-    assert seen["explicit"] == frozenset({"epochs", "height", "width", "vgg_weights"})
+    assert str(seen["root"]) == str(root) and seen["root"].layout.name == "cityscapes"
 
 
 def test_two_process_torchrun_training(tmp_path):
@@ -149,13 +156,13 @@ def test_two_process_torchrun_training(tmp_path):
     root = make_pair_root(tmp_path / "root", n=6)
     out = tmp_path / "gen"
     cmd = [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "labelforge.cli.app", "train-generator",
-           str(root), "--out", str(out), "--size", "32x64", "--epochs", "2", "--batch-size", "2", "--workers", "1",
+           str(root), "--out", str(out), "--size", "32x64", "--epochs", "2", "--batch-size", "4", "--workers", "1",
            "--device", "cpu"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("trained epochs") == 1  # only rank 0 reports
     log = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
-    # 6 samples over 2 ranks with batch 2: 2 steps per epoch and rank.
+    # 6 samples over 2 ranks, global batch 4 (2 per rank): 2 steps per epoch.
     assert [r["step"] for r in log if r["event"] == "epoch"] == [2, 4]
     assert json.loads((out / "run.json").read_text())["world_size"] == 2

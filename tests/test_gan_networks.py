@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_gan_support import one_torch_thread  # noqa: F401 - an autouse fixture
+from _gan_data import one_torch_thread  # noqa: F401 - an autouse fixture
 
 from labelforge.gan.config import GeneratorConfig
 from labelforge.gan.networks import (
@@ -114,3 +114,37 @@ def test_flops_match_the_analytic_conv_count(size):
     assert flops == 2 * macs
     if size == (512, 1024):
         assert abs(flops / 1e12 - 0.98) < 0.01  # the figure quoted for pix2pixHD at 512x1024
+
+
+def _convs(net: torch.nn.Module) -> list[torch.Tensor]:
+    return [m.weight for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+
+
+def test_builders_initialise_as_pix2pixhd_and_repeat_for_a_seed():
+    gen, _ = get_preset("tiny")
+    torch.manual_seed(0)
+    g, d = build_generator(gen, num_ids=34), build_discriminator(gen, num_ids=34)
+    for net in (g, d):
+        for w in _convs(net):
+            if w.numel() >= 4096:  # enough draws for the sample std to sit within 5% of 0.02
+                assert 0.019 < w.std().item() < 0.021, tuple(w.shape)
+                assert abs(w.mean().item()) < 0.002
+                # A normal's tail: PyTorch's default (uniform within +-1/sqrt(fan_in)) never passes 3 sigma.
+                assert w.abs().max().item() > 3 * 0.02
+    # The draws follow torch's global generator: the trainer's seed gives the same networks every run.
+    torch.manual_seed(0)
+    g2, d2 = build_generator(gen, num_ids=34), build_discriminator(gen, num_ids=34)
+    for a, b in ((g, g2), (d, d2)):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    torch.manual_seed(1)
+    assert not torch.equal(_convs(build_generator(gen, num_ids=34))[0], _convs(g)[0])
+
+
+def test_init_weights_sets_affine_norms_to_one_and_zero():
+    from labelforge.gan.networks import init_weights
+
+    torch.manual_seed(0)
+    net = init_weights(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(4096)))
+    bn = net[1]
+    assert 0.019 < bn.weight.std().item() < 0.021 and abs(bn.weight.mean().item() - 1.0) < 0.002
+    assert torch.count_nonzero(bn.bias).item() == 0

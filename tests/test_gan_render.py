@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_gan_support import (
+from _gan_data import (
     make_checkpoint,
     make_label_shards,
     one_torch_thread,  # noqa: F401 - an autouse fixture

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_gan_support import (
+from _gan_data import (
     make_pair_root,
     one_torch_thread,  # noqa: F401 - an autouse fixture
+    photo,
+    scene,
 )
 
 from labelforge.errors import InputError, OutputExistsError
@@ -62,13 +64,15 @@ def test_run_dir_holds_checkpoint_log_samples_and_marker(root, tmp_path):
     epochs = [r for r in _log(out) if r["event"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2]
     run = json.loads((out / "run.json").read_text())
-    assert run["input_nc"] == 35 and run["train_config"]["height"] == 32
+    assert run["command"] == "train-generator" and run["train_config"]["height"] == 32
+    assert run["sampler"] == {"kind": "DistributedSampler", "seed": 0, "samples": 6} and run["world_size"] == 1
     assert not list(out.glob(".*tmp"))  # atomic writes leave no temporary files
 
     ck = load_checkpoint(out)
     assert ck["epoch"] == 2 and ck["step"] == 6 and ck["input_nc"] == 35 and ck["size"] == [32, 64]
     assert ck["generator_config"] == GEN.__dict__ and ck["label_space"]["name"] == "cityscapes"
     assert {"optimizer_g", "optimizer_d", "discriminator", "labelforge_version"} <= set(ck)
+    assert ck["format"] == "labelforge.generator/1" and ck["sampler"] == run["sampler"]
     net, info = load_generator(out / "generator.pt")
     for k, v in net.state_dict().items():
         assert torch.equal(v, ck["generator"][k])
@@ -81,21 +85,17 @@ def test_run_dir_holds_checkpoint_log_samples_and_marker(root, tmp_path):
 def test_training_is_deterministic_and_resume_continues_exactly(root, tmp_path):
     straight = tmp_path / "straight"
     train_generator(root, straight, GEN, CFG)
-    # The same run stopped after epoch 1 and resumed; the resume asks for another architecture
-    # and seed, but the checkpoint's architecture wins and the seed, not named explicit, stays the saved one.
+    # The same run stopped after epoch 1 and resumed with the same settings, the epoch count aside.
     split = tmp_path / "split"
     train_generator(root, split, GEN, replace(CFG, epochs=1))
-    other = GeneratorConfig(ngf=8, n_downsample=1, n_blocks=1)
-    more = frozenset({"epochs"})
-    res = train_generator(root, split, other, replace(CFG, seed=5), resume=True, explicit=more)
+    res = train_generator(root, split, GEN, replace(CFG, workers=1), resume=True)
     assert (res.start_epoch, res.epochs, res.steps) == (1, 2, 6)
-    assert load_checkpoint(split)["generator_config"]["ngf"] == GEN.ngf
     a, b = _weights(straight), _weights(split)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["epoch"] for r in _log(split) if r["event"] == "epoch"] == [1, 2]
 
     # Resuming a finished run with more epochs trains only the new ones.
-    res = train_generator(root, split, GEN, replace(CFG, epochs=3), resume=True, explicit=more)
+    res = train_generator(root, split, GEN, replace(CFG, epochs=3), resume=True)
     assert (res.start_epoch, res.epochs) == (2, 3) and (split / "_SUCCESS").exists()
     assert load_checkpoint(split)["epoch"] == 3
 
@@ -106,15 +106,50 @@ def test_resume_drops_log_lines_of_the_interrupted_epoch(root, tmp_path):
     (out / "_SUCCESS").unlink()
     with open(out / "log.jsonl", "a") as fh:  # what a kill during epoch 2 leaves behind
         fh.write(json.dumps({"event": "step", "epoch": 2, "step": 4}) + "\n")
-    train_generator(root, out, GEN, CFG, resume=True, explicit=frozenset({"epochs"}))
+    train_generator(root, out, GEN, CFG, resume=True)
     assert [r["step"] for r in _log(out) if r["event"] == "step"] == [1, 2, 3, 4, 5, 6]
+    assert [r["event"] for r in _log(out) if r["event"] in ("start", "resume")] == ["start", "resume"]
 
 
-def test_resume_refuses_another_size(root, tmp_path):
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"cfg": replace(CFG, height=16)}, "started with height=32, not 16"),
+        ({"cfg": replace(CFG, seed=5)}, "started with seed=0, not 5"),
+        ({"gen": GeneratorConfig(ngf=8, n_downsample=1, n_blocks=1)}, "started with ngf=16, not 8"),
+        ({"label_space": "other"}, "label space 'other' is not the one the run was started with (name: 'cityscapes'"),
+        (
+            {"root": "more"},
+            "the data changed since the run began (the checkpoint's sampler has samples=6, this run's 7)",
+        ),
+    ],
+)
+def test_resume_refuses_another_run_in_one_line(root, tmp_path, change, needle):
+    import shutil
+
+    import numpy as np
+
+    from cityscapes_tools.writer import write_sample
+    from labelforge.labelspace import LabelSpace, get_label_space
+
     out = tmp_path / "run"
+    if change.get("root") == "more":  # a root of our own, to which one pair is added below
+        root = shutil.copytree(root, tmp_path / "more")
     train_generator(root, out, GEN, replace(CFG, epochs=1))
-    with pytest.raises(InputError, match="another size"):
-        train_generator(root, out, GEN, replace(CFG, height=16), resume=True, explicit=frozenset({"height"}))
+    before = sorted(p.name for p in out.rglob("*")), (out / "log.jsonl").read_bytes()
+    kw = {"cfg": CFG, "gen": GEN, "label_space": "cityscapes", "root": root, **change}
+    if kw["label_space"] == "other":
+        kw["label_space"] = LabelSpace.from_dict({**get_label_space().to_dict(), "name": "other"})
+    if kw["root"] == "more":  # the same pairs and one more
+        kw["root"] = root
+        rng = np.random.default_rng(9)
+        label, inst = scene(rng, 32, 64)
+        write_sample(kw["root"], "train", "tiny_000001_000000", label=label, instance=inst, image=photo(label, rng))
+    with pytest.raises(InputError) as err:
+        train_generator(kw["root"], out, kw["gen"], kw["cfg"], label_space=kw["label_space"], resume=True)
+    msg = str(err.value)
+    assert msg.startswith(f"{out / 'generator.pt'}: ") and needle in msg and "\n" not in msg
+    assert (sorted(p.name for p in out.rglob("*")), (out / "log.jsonl").read_bytes()) == before  # nothing written
 
 
 def test_size_must_fit_the_downsamplings(root, tmp_path):
@@ -158,8 +193,34 @@ def test_lsgan_and_feature_matching_values():
     one, zero = torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)
     assert lsgan_loss([[one], [zero]], target_real=True).item() == 1.0  # (0 + 1) over two discriminators
     assert lsgan_loss([[one], [zero]], target_real=False).item() == 1.0
-    # Two discriminators with 3 layers each (n_layers 2): weight 4 / 3 / 2 per layer, last layer skipped.
-    fake = [[one, one, zero], [one, zero, zero]]
-    real = [[zero, one, one], [zero, zero, one]]
-    expected = 10.0 * (4 / 3 / 2) * (1 + 0 + 1 + 0)
+    # Two discriminators with n_layers 2 return 4 outputs each: 3 intermediate layers weighted
+    # 4 / 3 / 2 each (pix2pixHD's 4 / (n_layers + 1) / num_D), then the patch scores, never matched.
+    fake = [[one, one, zero, one], [one, zero, zero, one]]
+    real = [[zero, one, one, zero], [zero, zero, one, zero]]
+    expected = 10.0 * (4 / 3 / 2) * (1 + 0 + 1 + 1 + 0 + 1)
     assert feature_matching_loss(fake, real, lambda_feat=10.0).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("n_layers", "num_d"), [(2, 2), (3, 2), (3, 3)])
+def test_feature_matching_weights_sum_to_four_per_discriminator_as_pix2pixhd(n_layers, num_d):
+    from labelforge.gan.losses import feature_matching_loss
+    from labelforge.gan.networks import MultiscaleDiscriminator
+
+    d = MultiscaleDiscriminator(input_nc=4, ndf=4, n_layers=n_layers, num_d=num_d)
+    with torch.no_grad():
+        pred = d(torch.randn(1, 4, 32, 32))
+    assert [len(feats) for feats in pred] == [n_layers + 2] * num_d  # n_layers + 1 intermediate, then the scores
+    # Every matched layer at L1 distance exactly 1: pix2pixHD's weights 4 / (n_layers + 1) / num_D add up
+    # to 4, times lambda_feat. The patch scores differ by 5 and must not count.
+    fake = [[torch.ones_like(f) for f in feats[:-1]] + [torch.full_like(feats[-1], 5.0)] for feats in pred]
+    real = [[torch.zeros_like(f) for f in feats] for feats in pred]
+    assert feature_matching_loss(fake, real, lambda_feat=10.0).item() == pytest.approx(40.0)
+    # And on the discriminator's real outputs, term by term as pix2pixHD's pix2pixHD_model.py sums it.
+    with torch.no_grad():
+        other = d(torch.randn(1, 4, 32, 32))
+    expected = sum(
+        4.0 / (n_layers + 1) / num_d * 10.0 * torch.nn.functional.l1_loss(f, r).item()
+        for fs, rs in zip(pred, other, strict=True)
+        for f, r in zip(fs[:-1], rs[:-1], strict=True)
+    )
+    assert feature_matching_loss(pred, other, lambda_feat=10.0).item() == pytest.approx(expected, rel=1e-5)

@@ -78,11 +78,19 @@ def test_class_absent_from_both_is_nan_and_left_out_of_miou():
     assert s["miou"] == pytest.approx(11 / 18, abs=1e-12)
 
 
-def test_class_predicted_but_absent_from_gt_counts_as_zero():
-    cm = _cm(np.array([0, 0]), np.array([0, 1]), n=2)
-    assert cm.iou().tolist() == [0.5, 0.0]
-    assert cm.miou() == 0.25
-    assert math.isnan(cm.accuracy()[1])
+def test_class_absent_from_gt_is_left_out_of_miou_even_when_predicted():
+    # One val split (class 2 absent from its ground truth), two models: the class set mIoU averages
+    # comes from the ground truth, so it is the same for both, whatever they predict.
+    gt = np.array([0, 0, 0, 1, 1])
+    a = _cm(gt, np.array([0, 0, 2, 1, 1]), n=3)  # predicts the absent class once
+    b = _cm(gt, np.array([0, 0, 0, 1, 0]), n=3)  # never does
+    assert math.isnan(a.iou()[2]) and math.isnan(b.iou()[2])
+    assert a.iou()[:2].tolist() == [2 / 3, 1.0]  # the false positive still costs road its pixel
+    assert a.miou() == pytest.approx((2 / 3 + 1) / 2) and b.miou() == pytest.approx((3 / 4 + 1 / 2) / 2)
+    sa, sb = metrics_summary(a, ["road", "wall", "pole"]), metrics_summary(b, ["road", "wall", "pole"])
+    assert sa["miou_classes"] == sb["miou_classes"] == ["road", "wall"]
+    assert sa["per_class_iou"]["pole"] is None
+    assert math.isnan(a.accuracy()[2])
 
 
 def test_summary_values():
@@ -90,6 +98,7 @@ def test_summary_values():
     assert s["classes"] == ["road", "wall", "pole"]
     assert s["per_class_iou"] == pytest.approx({"road": 2 / 3, "wall": 0.5, "pole": 2 / 3})
     assert s["miou"] == pytest.approx(11 / 18)
+    assert s["miou_classes"] == ["road", "wall", "pole"]
     assert s["pixel_accuracy"] == pytest.approx(0.7)
     assert s["mean_accuracy"] == pytest.approx(25 / 36)
     assert s["num_pixels"] == 10

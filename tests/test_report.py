@@ -148,3 +148,62 @@ def test_colliding_folder_names_are_disambiguated(tmp_path):
     rep = build_report(runs)
     assert rep.class_delta(rep.entries[1], "road") == pytest.approx(-0.1)
     assert rep.class_delta(rep.entries[1], "pole") is None  # absent in the baseline
+
+
+def _write(folder: Path, summary: dict, seed: int | None = None, **config) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {"root": "/data/mini", "lr": 0.01, "out": str(folder), "seed": seed or 0, **config}
+    write_metrics(folder / "metrics.json", summary, config=cfg, augmented_classes=[])
+    return folder
+
+
+def _old_rule(cm: list[list[int]]) -> dict:
+    """metrics.json as labelforge wrote it before ``miou_classes``: a class absent from the ground truth
+    but predicted got IoU 0 and counted in mIoU; one absent from both was left out."""
+    iou = {}
+    for k, c in enumerate(CLASSES):
+        tp, gt, pred = cm[k][k], sum(cm[k]), sum(row[k] for row in cm)
+        iou[c] = tp / (gt + pred - tp) if gt + pred - tp else None
+    valid = [v for v in iou.values() if v is not None]
+    return {"classes": CLASSES, "per_class_iou": iou, "miou": sum(valid) / len(valid), "pixel_accuracy": 0.8,
+            "confusion_matrix": cm, "void_predictions": [0, 0, 0]}  # fmt: skip
+
+
+def test_seed_mean_averages_one_class_set_from_the_ground_truth(tmp_path):
+    # One val split: road 3 px, wall 2 px, no pole. Seed 0 predicted pole once (old rule: IoU 0, counted),
+    # seed 1 never did (left out): their own mIoUs average different class sets.
+    base = _write(tmp_path / "base", _old_rule([[2, 1, 0], [0, 2, 0], [0, 0, 0]]))
+    s0 = _write(tmp_path / "ovl-s0", _old_rule([[2, 0, 1], [0, 2, 0], [0, 0, 0]]), seed=0, supp=["sh"])
+    s1 = _write(tmp_path / "ovl-s1", _old_rule([[3, 0, 0], [1, 1, 0], [0, 0, 0]]), seed=1, supp=["sh"])
+    assert json.loads((s0 / "metrics.json").read_text())["miou"] == pytest.approx(5 / 9)  # (2/3 + 1 + 0) / 3
+    res = _report(base, s0, s1, "--out", tmp_path / "rep", "--no-plots")
+    assert res.exit_code == 0, res.output
+    # Over {road, wall}: seed 0 (2/3 + 1) / 2 = 83.33, seed 1 (3/4 + 1/2) / 2 = 62.50 -> 72.92 ± 14.73;
+    # the baseline (2/3 + 2/3) / 2 = 66.67.
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| ovl | 2 | 72.92 ± 14.73 | +6.25 |" in md
+    assert "mIoU averages the 2 classes present in the ground truth of every run" in md
+    assert "re-averaged over this set from another class set (own mIoU): ovl-s0 (55.56)." in md
+    assert "Classes: road, wall." in md
+    assert "| pole | n/a | n/a |" in md  # outside every run's ground truth: no IoU, though seed 0's file says 0
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["miou_classes"] == ["road", "wall"] and rep["miou_classes_left_out"] == {}
+    runs = rep["entries"][1]["runs"]
+    assert [r["miou"] for r in runs] == pytest.approx([5 / 6, 5 / 8])
+    assert [r["miou_own"] for r in runs] == pytest.approx([5 / 9, 5 / 8])
+    assert "mIoU averages the 2 classes" in res.output  # the terminal table says it too
+
+
+def test_runs_on_different_ground_truth_share_the_classes_of_both(tmp_path):
+    from labelforge.seg.metrics import ConfusionMatrix, metrics_summary
+
+    # Run a's val holds pole, run b's does not: the report averages road and wall for both.
+    a = metrics_summary(ConfusionMatrix.from_matrix([[3, 0, 0], [0, 1, 1], [0, 0, 2]]), CLASSES)
+    b = metrics_summary(ConfusionMatrix.from_matrix([[3, 1, 0], [0, 2, 0], [0, 0, 0]]), CLASSES)
+    assert a["miou_classes"] == CLASSES and b["miou_classes"] == ["road", "wall"]
+    ra, rb = _write(tmp_path / "a", a), _write(tmp_path / "b", b, lr=0.02)
+    rep = build_report(load_runs([ra, rb]))
+    assert rep.miou_classes == ["road", "wall"] and rep.left_out() == {"pole": ["b"]}
+    assert rep.entries[0].miou == pytest.approx((1 + 0.5) / 2)  # a re-averaged without its pole (2/3)
+    assert rep.entries[1].miou == pytest.approx(b["miou"]) == pytest.approx((3 / 4 + 2 / 3) / 2)
+    assert [r.name for r in rep.re_averaged()] == ["a"]

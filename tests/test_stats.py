@@ -316,4 +316,6 @@ def test_shard_dir_with_another_label_space_is_refused(tmp_path, label_space):
     d["name"] = "other"
     shard_dir = write_shards(tmp_path / "sh", LabelSpace.from_dict(d))
     with pytest.raises(InputError, match="differs from 'cityscapes'"):
-        compute_stats(StatsConfig(sources=(shard_dir,), workers=1))
+        compute_stats(StatsConfig(sources=(shard_dir,), label_space="cityscapes", workers=1))
+    # label space auto: a shard dir alone is counted in its own label space
+    assert compute_stats(StatsConfig(sources=(shard_dir,), workers=1)).label_space.name == "other"

@@ -93,7 +93,7 @@ def test_same_seed_same_bytes_any_worker_count(tmp_path: Path) -> None:
     label, inst, image = make_sample(1, "train", 3, 64, 128)  # sample 3 alone equals its file
     key = "synthtown_000001_000019"
     assert np.array_equal(read_png(a / "gtFine/train/synthtown" / f"{key}_gtFine_labelIds.png"), label)
-    photo = cv2.cvtColor(read_png(a / "leftImg8bit/train/synthtown" / f"{key}_leftImg8bit.png"), cv2.COLOR_BGR2RGB)
+    photo = read_png(a / "leftImg8bit/train/synthtown" / f"{key}_leftImg8bit.png")  # RGB, as stored
     assert np.array_equal(photo, image)
 
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..instances import decode_instance, encode_instance, is_instance
+
 __all__ = ["Camera", "Canvas", "THING_IDS"]
 
 # Cityscapes classes with hasInstances=True (person .. bicycle).
@@ -100,7 +102,7 @@ class Canvas:
             return cls
         k = self._next.get(cls, 0)
         self._next[cls] = k + 1
-        return cls * 1000 + k
+        return encode_instance(cls, k)
 
     @staticmethod
     def _fixed(pts: np.ndarray) -> np.ndarray:
@@ -155,14 +157,14 @@ class Canvas:
         # Lookup tables over the (small) id range instead of np.unique's sort of every pixel.
         top = int(self.inst.max())
         ids = np.flatnonzero(np.bincount(self.inst.ravel(), minlength=top + 1))
-        cls = np.where(ids >= 1000, ids // 1000, ids)
+        cls, _ = decode_instance(ids)
         new = ids.copy()
-        things = ids >= 1000
+        things = is_instance(ids)
         if things.any():
             # ids are sorted, so each class's instances are contiguous; rank them within the class.
             tcls = cls[things]
             first = np.searchsorted(tcls, tcls, side="left")
-            new[things] = tcls * 1000 + (np.arange(tcls.size) - first)
+            new[things] = encode_instance(tcls, np.arange(tcls.size) - first)
         lut_inst = np.zeros(top + 1, np.int32)
         lut_inst[ids] = new
         lut_label = np.zeros(top + 1, np.uint8)

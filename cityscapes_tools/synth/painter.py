@@ -33,6 +33,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from ..instances import encode_instance
+
 __all__ = ["paint", "PaintContext"]
 
 GROUND_IDS = (6, 7, 8, 9, 10, 22)  # ground, road, sidewalk, parking, rail track, terrain
@@ -202,5 +204,5 @@ def _instances_from_components(label: np.ndarray) -> np.ndarray:
         mask = (label == cls).astype(np.uint8)
         if mask.any():
             n, comp = cv2.connectedComponents(mask, connectivity=8)
-            inst[mask > 0] = cls * 1000 + comp[mask > 0] - 1
+            inst[mask > 0] = encode_instance(cls, comp[mask > 0] - 1)
     return inst

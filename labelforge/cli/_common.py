@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -42,8 +43,22 @@ WorkersOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
 LabelSpaceOpt = Annotated[
-    str, typer.Option("--label-space", help="Label space: 'cityscapes' or a label-space JSON file.")
+    str,
+    typer.Option(
+        "--label-space",
+        help="Label space: auto (the root's labelspace.yaml/.json, else the layout's built-in), cityscapes, "
+        "voc, or a label-space .yaml/.json file (docs/datasets.md).",
+    ),
 ]
+LayoutOpt = Annotated[
+    str,
+    typer.Option(
+        "--layout",
+        help="Dataset layout: auto (detected), cityscapes, folders, voc or ade20k; "
+        "suffixes as in folders:img=.jpg,ann=_mask.png.",
+    ),
+]
+DATASET_ROOT_HELP = "Dataset root in any layout: cityscapes, folders, voc or ade20k (see --layout)."
 
 
 def handle_errors(fn: F) -> F:
@@ -54,7 +69,8 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            # The message is escaped: a "[generator]" in it is text, not rich markup.
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; finished parts are kept, rerun with --resume to continue")

@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from ._common import (
+    DATASET_ROOT_HELP,
     LabelSpaceOpt,
+    LayoutOpt,
     OutOpt,
     OverwriteOpt,
     ResumeOpt,
@@ -25,7 +27,7 @@ __all__ = ["compose", "export", "register"]
 
 @handle_errors
 def compose(
-    root: Annotated[Path, typer.Argument(help="Dataset root in the Cityscapes layout (holds gtFine/).")],
+    root: Annotated[Path, typer.Argument(help=DATASET_ROOT_HELP)],
     out: OutOpt,
     method: Annotated[
         str,
@@ -83,7 +85,8 @@ def compose(
     ] = None,
     seed: SeedOpt = 0,
     workers: WorkersOpt = 0,
-    label_space: LabelSpaceOpt = "cityscapes",
+    label_space: LabelSpaceOpt = "auto",
+    layout: LayoutOpt = "auto",
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
 ) -> None:
@@ -127,6 +130,7 @@ def compose(
         preview=preview,
         cache_dir=cache_dir,
         label_space=label_space,
+        layout=layout,
         overwrite=overwrite,
         resume=resume,
     )
@@ -137,6 +141,8 @@ def compose(
         f"classes: {what}  skipped pastes: {res.skipped}  segments: {res.segments}"
         f"{' (cached index)' if res.index_cached else ''}  {res.seconds:.1f}s"
     )
+    if res.fallbacks:
+        console.print(f"drawn bases: {res.fallbacks} samples (their map holds no sky, road or building pixel)")
     if res.preview is not None:
         console.print(f"preview: {res.preview}")
 
@@ -144,23 +150,34 @@ def compose(
 @handle_errors
 def export(
     shards: Annotated[Path, typer.Argument(help="Shard dir written by compose or render.")],
-    out: Annotated[Path, typer.Argument(help="Output dataset root (Cityscapes layout).")],
-    split: Annotated[str, typer.Option("--split", help="Split folder to write the samples into.")] = "train",
+    out: Annotated[Path, typer.Argument(help="Output dataset root.")],
+    split: Annotated[str, typer.Option("--split", help="Split to write the samples into.")] = "train",
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--layout",
+            help="Layout to write: auto (the layout of the dataset the shards came from), cityscapes, "
+            "folders, voc or ade20k.",
+        ),
+    ] = "auto",
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
 ) -> None:
-    """Write a shard dir as a Cityscapes-layout dataset (labelIds, instanceIds, color, and leftImg8bit
-    when the shards carry photos). Shard checksums are verified first.
+    """Write a shard dir as a dataset root in the layout of the dataset it was composed from (or
+    --layout): masks with the label space's stored values, photos when the shards carry them, and for
+    Cityscapes instanceIds and colour maps. Shard checksums are verified first.
 
-    Example: labelforge export out/wall data/wall-cityscapes --split train
+    Example: labelforge export out/wall data/wall-voc --split train --layout voc
     """
     from ..export import ExportConfig, export_shards
 
     res = export_shards(
-        ExportConfig(shards=shards, out=out, split=split, overwrite=overwrite, resume=resume), progress=RichProgress()
+        ExportConfig(shards=shards, out=out, split=split, layout=layout, overwrite=overwrite, resume=resume),
+        progress=RichProgress(),
     )
     photos = "with photos" if res.with_images else "label maps only"
-    console.print(f"[green]exported[/] {res.samples} samples ({res.written} this run, {photos}) to {res.out}")
+    where = f"{res.out} ({res.layout} layout)"
+    console.print(f"[green]exported[/] {res.samples} samples ({res.written} this run, {photos}) to {where}")
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ import typer
 from ._common import (
     DeviceOpt,
     LabelSpaceOpt,
+    LayoutOpt,
     OutOpt,
     OverwriteOpt,
     ResumeOpt,
@@ -32,12 +33,13 @@ AmpOpt = Annotated[str, typer.Option("--amp", help="Autocast dtype on CUDA: bf16
 
 @handle_errors
 def train_generator(
-    root: Annotated[Path, typer.Argument(help="Dataset root (Cityscapes layout) with photos and label maps.")],
+    root: Annotated[Path, typer.Argument(help="Dataset root (any layout, see --layout) with photos and masks.")],
     out: OutOpt,
     preset: Annotated[str, typer.Option("--preset", help="Model size and defaults: tiny | 512p | 1024p.")] = "tiny",
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs in total (default: the preset's).")] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Samples per step and process (default: the preset's).")
+        int | None,
+        typer.Option("--batch-size", help="Global batch size, split over torchrun processes (default: the preset's)."),
     ] = None,
     size: Annotated[
         str | None, typer.Option("--size", help="Training resolution HEIGHTxWIDTH, e.g. 64x128 (default: preset).")
@@ -54,21 +56,24 @@ def train_generator(
     amp: AmpOpt = "bf16",
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (weights, order, flips).")] = None,
     workers: WorkersOpt = 2,
-    label_space: LabelSpaceOpt = "cityscapes",
+    label_space: LabelSpaceOpt = "auto",
+    layout: LayoutOpt = "auto",
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Train the pix2pixHD generator (label map -> photo) on a dataset's image/label pairs.
 
     Writes DIR/generator.pt (every epoch, atomically), DIR/log.jsonl, DIR/samples/epoch-XXX.png
-    (label | real | generated) and DIR/run.json. --resume continues from the last finished epoch
-    with the saved architecture. For several GPUs: torchrun --nproc-per-node N -m labelforge.cli.app
-    train-generator ...
+    (label | real | generated) and DIR/run.json. --resume continues from the last finished epoch;
+    give the options of the run it continues (only --device, --workers, --amp and --epochs, to train
+    longer, may change). For several GPUs: torchrun --nproc-per-node N -m labelforge.cli.app
+    train-generator ... (--batch-size is global and must be a multiple of N).
 
     Example: labelforge train-generator data/mini --out runs/gen --preset tiny --epochs 10
     """
     from dataclasses import replace
 
+    from ..dataset import open_dataset
     from ..gan.config import parse_size
     from ..gan.presets import get_preset
     from ..gan.train import train_generator as run
@@ -86,15 +91,15 @@ def train_generator(
         given["height"], given["width"] = parse_size(size)
     given = {k: v for k, v in given.items() if v is not None}
     cfg = replace(base, **given, split=split, device=device, amp_dtype=amp, workers=resolve_workers(workers))
+    ds = open_dataset(root, label_space, layout)  # an open dataset stands where the root path did
     res = run(
-        root,
+        ds,
         out,
         gen_cfg,
         cfg,
-        label_space=label_space,
+        label_space=ds.label_space,
         resume=resume,
         overwrite=overwrite,
-        explicit=frozenset(given),
         progress=RichProgress(),
     )
     if not res.is_main:

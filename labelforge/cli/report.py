@@ -9,6 +9,7 @@ import typer
 
 from ._common import (
     LabelSpaceOpt,
+    LayoutOpt,
     OutOpt,
     OverwriteOpt,
     RichProgress,
@@ -23,24 +24,24 @@ __all__ = ["register", "evaluate", "report"]
 
 @handle_errors
 def evaluate(
-    pred_dir: Annotated[
-        Path, typer.Argument(help="Folder of prediction PNGs named '{city}_{seq}_{frame}*.png' (any depth).")
-    ],
-    root: Annotated[Path, typer.Argument(help="Dataset root with the ground truth (gtFine/{split}/...).")],
+    pred_dir: Annotated[Path, typer.Argument(help="Folder of prediction PNGs named '{sample key}*.png' (any depth).")],
+    root: Annotated[Path, typer.Argument(help="Dataset root with the ground truth (any layout, see --layout).")],
     out: OutOpt,
     split: Annotated[str, typer.Option("--split", help="Ground-truth split to score against.")] = "val",
     fmt: Annotated[
         str,
         typer.Option(
             "--format",
-            help="Prediction values: labelIds, trainIds, or auto (labelIds when a value lies in 19..33, "
-            "trainIds when all lie in 0..18 or 255).",
+            help="Prediction values: labelIds, trainIds, or auto (the file names when they all say labelIds "
+            "or trainIds; else labelIds when a value lies in C..num_ids-1 (Cityscapes 19..33), trainIds "
+            "when all lie in 0..C-1 or 255).",
         ),
     ] = "auto",
     allow_missing: Annotated[
         bool, typer.Option("--allow-missing", help="Score only the samples that have a prediction.")
     ] = False,
-    label_space: LabelSpaceOpt = "cityscapes",
+    label_space: LabelSpaceOpt = "auto",
+    layout: LayoutOpt = "auto",
     workers: WorkersOpt = 0,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -61,6 +62,7 @@ def evaluate(
         allow_missing=allow_missing,
         workers=resolve_workers(workers),
         label_space=label_space,
+        layout=layout,
         overwrite=overwrite,
     )
     res = evaluate_predictions(cfg, progress=RichProgress())

@@ -11,6 +11,7 @@ import typer
 from ._common import (
     DeviceOpt,
     LabelSpaceOpt,
+    LayoutOpt,
     OutOpt,
     OverwriteOpt,
     ResumeOpt,
@@ -42,7 +43,7 @@ def parse_hw(text: str | None, option: str, allow_native: bool = False) -> tuple
 
 
 def train_eval_cmd(
-    root: Annotated[Path, typer.Argument(help="Dataset root in the Cityscapes layout (train and val splits).")],
+    root: Annotated[Path, typer.Argument(help="Dataset root in any layout (see --layout) with train and val splits.")],
     out: OutOpt,
     supp: Annotated[
         list[Path] | None,
@@ -65,6 +66,19 @@ def train_eval_cmd(
         int | None,
         typer.Option("--pretrain-epochs", help="pretrain-finetune: epochs on supplementary data (default: half)."),
     ] = None,
+    sampling: Annotated[
+        str,
+        typer.Option(
+            help="How originals are drawn: uniform (each once per epoch) | rcs (rare-class sampling, DAFormer)."
+        ),
+    ] = "uniform",
+    rcs_temperature: Annotated[
+        float, typer.Option("--rcs-temperature", help="rcs: softmax temperature T of p ~ exp((1 - f_c) / T).")
+    ] = 0.01,
+    rcs_min_pixels: Annotated[
+        int,
+        typer.Option("--rcs-min-pixels", help="rcs: pixels an image needs to hold a class, counted at 1024x2048."),
+    ] = 3000,
     preset: Annotated[
         str,
         typer.Option(help="tiny (ResNet-18, CPU minutes) | fast (quarter-width ResNet-18, 64x128, ~20 CPU s) | paper."),
@@ -103,10 +117,19 @@ def train_eval_cmd(
         bool,
         typer.Option("--save-predictions", help="Write val predictions as labelIds PNGs to RUN_DIR/predictions/."),
     ] = False,
+    allow_eval_leak: Annotated[
+        bool,
+        typer.Option(
+            "--allow-eval-leak",
+            help="Train on --supp dirs composed from ROOT's val split or rendered by a generator trained on it "
+            "(refused otherwise; metrics.json lists them).",
+        ),
+    ] = False,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     workers: WorkersOpt = 2,
-    label_space: LabelSpaceOpt = "cityscapes",
+    label_space: LabelSpaceOpt = "auto",
+    layout: LayoutOpt = "auto",
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -114,6 +137,8 @@ def train_eval_cmd(
     """Train PSPNet on ROOT's train split (+ --supp shards), evaluate on val, write RUN_DIR/metrics.json.
 
     Example: labelforge train-eval data/mini --supp out/render-wall --supp-ratio 0.5 --preset tiny --out runs/wall
+
+    Rare-class sampling instead of new data: labelforge train-eval data/mini --sampling rcs --out runs/rcs
 
     Several processes: torchrun --nproc-per-node 2 --no-python labelforge train-eval data/mini --out runs/ddp
     """
@@ -129,6 +154,9 @@ def train_eval_cmd(
         supp_ratio=supp_ratio,
         schedule=schedule,
         pretrain_epochs=pretrain_epochs,
+        sampling=sampling,
+        rcs_temperature=rcs_temperature,
+        rcs_min_pixels=rcs_min_pixels,
         backbone=backbone,
         backbone_weights=backbone_weights,
         crop=parse_hw(crop, "--crop"),
@@ -141,11 +169,13 @@ def train_eval_cmd(
         eval_mode=eval_mode,
         flip=flip,
         save_predictions=save_predictions,
+        allow_eval_leak=allow_eval_leak,
         seed=seed,
         device=device,
         workers=resolve_workers(workers),
         label_space=label_space,
-        **({} if size_hw is None else {"size": None if size_hw == "native" else size_hw}),
+        layout=layout,
+        size=size_hw,  # None: the preset's; "native": no resize
     )
     main = int(os.environ.get("RANK", "0")) == 0
     metrics = train_eval(cfg, overwrite=overwrite, resume=resume, progress=RichProgress(quiet=quiet or not main))

@@ -9,6 +9,7 @@ import typer
 
 from ._common import (
     LabelSpaceOpt,
+    LayoutOpt,
     OverwriteOpt,
     RichProgress,
     WorkersOpt,
@@ -25,7 +26,7 @@ __all__ = ["stats", "register", "print_result"]
 @handle_errors
 def stats(
     sources: Annotated[
-        list[Path], typer.Argument(help="Dataset roots (with gtFine/) and/or shard dirs (with manifest.json).")
+        list[Path], typer.Argument(help="Dataset roots (any layout) and/or shard dirs (with manifest.json).")
     ],
     split: Annotated[
         list[str] | None, typer.Option("--split", help="Split of each dataset root (repeatable; default train).")
@@ -60,7 +61,8 @@ def stats(
     ] = None,
     overwrite: OverwriteOpt = False,
     workers: WorkersOpt = 0,
-    label_space: LabelSpaceOpt = "cityscapes",
+    label_space: LabelSpaceOpt = "auto",
+    layout: LayoutOpt = "auto",
 ) -> None:
     """Class statistics: per class and source, the share of images it appears in and of labelled
     pixels it covers, mean area, instances per image; with --iou, the correlation of appearance with
@@ -74,6 +76,7 @@ def stats(
         sources=tuple(sources),
         splits=tuple(split or ("train",)),
         label_space=label_space,
+        layout=layout,
         all_ids=all_ids,
         instances=instances,
         iou=iou,

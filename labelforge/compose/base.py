@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import LabelforgeError
 from ..labelspace import LabelSpace
 
-__all__ = ["base_ids", "derived_base", "drawn_base"]
+__all__ = ["base_ids", "derivable", "derived_base", "drawn_base"]
 
 
 def base_ids(ls: LabelSpace) -> tuple[int, int, int]:
@@ -38,11 +38,19 @@ def base_ids(ls: LabelSpace) -> tuple[int, int, int]:
     return sky, road, building
 
 
+def derivable(presence: np.ndarray, ls: LabelSpace) -> np.ndarray:
+    """Which maps hold a base pixel, given their (..., num_ids) class presence: (...,) bool.
+
+    A base is derived only from these; a sample drawing another map gets a :func:`drawn_base` instead.
+    """
+    return presence[..., list(base_ids(ls))].any(axis=-1)
+
+
 def derived_base(label: np.ndarray, ls: LabelSpace) -> np.ndarray:
     """(H, W) uint8: ``label`` with every non-base pixel replaced by its nearest base pixel's class.
 
     Ties between equally near base pixels go to the first in raster order. A map without any base
-    pixel cannot be derived (callers fall back to :func:`drawn_base`).
+    pixel cannot be derived (callers check :func:`derivable` first and fall back to :func:`drawn_base`).
     """
     lut = np.zeros(256, bool)
     lut[list(base_ids(ls))] = True

@@ -32,6 +32,8 @@ from functools import partial
 
 import numpy as np
 
+from cityscapes_tools.instances import decode_instance, encode_instance, is_instance
+
 from ..labelspace import LabelSpace
 
 __all__ = [
@@ -148,7 +150,7 @@ class Scene:
     def _instances(self) -> tuple[np.ndarray, np.ndarray]:
         if self._ids is None:
             flat = self.base_instance.ravel()
-            idx = np.flatnonzero(flat >= 1000)[::-1]  # reversed: first hit = last (lowest) pixel
+            idx = np.flatnonzero(is_instance(flat))[::-1]  # reversed: first hit = last (lowest) pixel
             ids, first = np.unique(flat[idx], return_index=True)
             self._ids, self._bottoms = ids, idx[first] // self.width
         assert self._bottoms is not None
@@ -158,7 +160,7 @@ class Scene:
         """bool per pixel (ys, xs): a base instance nearer than an object whose exclusive bottom is ``bottom``."""
         inst = self.base_instance[ys, xs]
         out = np.zeros(inst.shape, bool)
-        things = inst >= 1000
+        things = is_instance(inst)
         if things.any():
             ids, bottoms = self._instances()
             out[things] = bottoms[np.searchsorted(ids, inst[things])] + 1 > bottom
@@ -169,7 +171,7 @@ class Scene:
         inst = self.base_instance[y0 : y0 + h, x0 : x0 + w]
         ids, bottoms = self._instances()
         out = np.zeros((h, w), bool)
-        things = inst >= 1000
+        things = is_instance(inst)
         if ids.size and things.any():
             pos = np.searchsorted(ids, inst[things])
             out[things] = bottoms[pos] + 1 > bottom
@@ -180,10 +182,10 @@ class Scene:
         k = self._next_k.get(class_id)
         if k is None:
             ids, _ = self._instances()
-            mine = ids[(ids >= class_id * 1000) & (ids < class_id * 1000 + 1000)]
-            k = int(mine.max()) - class_id * 1000 + 1 if mine.size else 0
+            mine = ids[decode_instance(ids)[0] == class_id]  # ids holds instance ids only
+            k = decode_instance(int(mine.max()))[1] + 1 if mine.size else 0
         self._next_k[class_id] = k + 1
-        return class_id * 1000 + k
+        return encode_instance(class_id, k)
 
 
 @dataclass(frozen=True)

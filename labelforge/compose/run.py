@@ -21,19 +21,28 @@ from typing import Any
 
 import numpy as np
 
-from ..dataset import open_dataset
+from ..dataset import DatasetSource, SamplePaths, open_dataset
 from ..errors import InputError, LabelforgeError
-from ..labelspace import LabelSpace, get_label_space
+from ..labelspace import LabelSpace
 from ..outputs import check_output
 from ..progress import NullProgress, Progress
 from ..shards.encode import EncodedSample, encode_sample
 from ._pool import imap_ordered
-from .methods import METHODS, ComposeContext, compose_sample
+from .methods import ComposeMethod, Donors, Fallbacks, Selection, create_method
 from .placement import ClassGroups, PlacementRules
+from .sample import ComposeContext, compose_sample
 from .segments import load_segment_index
-from .targets import recommended_classes, stats_target, target_weights
+from .targets import recommended_classes
 
-__all__ = ["ComposeConfig", "ComposeResult", "plan_compose", "run_compose", "write_preview", "supplement_count"]
+__all__ = [
+    "ComposeConfig",
+    "ComposePlan",
+    "ComposeResult",
+    "plan_compose",
+    "run_compose",
+    "write_preview",
+    "supplement_count",
+]
 
 PREVIEW = "preview.png"
 
@@ -67,7 +76,8 @@ class ComposeConfig:
     samples_per_shard: int = 64
     preview: int = 0
     cache_dir: Path | None = None
-    label_space: str = "cityscapes"
+    label_space: str = "auto"
+    layout: str = "auto"
     overwrite: bool = False
     resume: bool = False
 
@@ -78,6 +88,9 @@ class ComposeResult:
     samples: int  # planned (and, on return, present)
     written: int  # written by this call
     skipped: int  # pastes skipped by this call (no plausible placement)
+    fallbacks: (
+        int  # samples (of all planned) whose base fell back: reconstruct's drawn ones, their map holding no base pixel
+    )
     classes: list[str]
     shards: int
     segments: int
@@ -85,6 +98,22 @@ class ComposeResult:
     seconds: float
     preview: Path | None = None
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ComposePlan:
+    """What :func:`plan_compose` fixed before anything is written."""
+
+    ctx: ComposeContext
+    total: int  # samples
+    shard_config: dict[str, Any]  # the config stored in the shards
+    cached: bool  # the segment index came from the cache
+    fallbacks: Fallbacks | None = None  # None: the method never falls back
+
+    def manifest_header(self) -> dict[str, Any]:
+        """Facts about the run beside its config in manifest.json (not in the shard files)."""
+        fb = self.fallbacks
+        return {} if fb is None else {"base_fallbacks": {"maps": fb.maps, "samples": fb.samples}}
 
 
 def supplement_count(ratio: float, originals: int) -> int:
@@ -115,28 +144,16 @@ def _class_names(cfg: ComposeConfig, ls: LabelSpace) -> list[str]:
     return list(dict.fromkeys(names))  # unique, order kept
 
 
-def _validate(cfg: ComposeConfig, ls: LabelSpace, names: list[str]) -> None:
-    if cfg.method not in METHODS:
-        raise LabelforgeError(f"unknown method {cfg.method!r}; valid: {', '.join(METHODS)}")
+def _validate(cfg: ComposeConfig, ls: LabelSpace, method: ComposeMethod, names: list[str]) -> None:
     if cfg.count is not None and cfg.ratio is not None:
         raise LabelforgeError("give --count or --ratio, not both")
     if cfg.count is not None and cfg.count < 1:
         raise LabelforgeError(f"--count must be at least 1, got {cfg.count}")
     if cfg.ratio is not None:
         supplement_count(cfg.ratio, 1)  # range check
-    if cfg.method == "overlay" and len(names) != 1:
-        raise LabelforgeError(f"overlay pastes one class; got {len(names)} (use --method multi for several)")
-    if cfg.method == "multi" and not names:
-        raise LabelforgeError("multi needs classes: --class NAME (repeatable) or --classes auto --stats FILE")
-    if cfg.method == "reconstruct":
-        if cfg.copy_paste:
-            raise LabelforgeError("--copy-paste needs the base map's photo; reconstruct bases have none")
-        if cfg.base not in ("derived", "drawn"):
-            raise LabelforgeError(f"--base must be derived or drawn, got {cfg.base!r}")
-        if cfg.target not in ("uniform", "inverse") and not Path(cfg.target).is_file():
-            raise InputError(cfg.target, "--target is neither uniform, inverse nor an existing stats.json")
-        if cfg.per_map < 1:
-            raise LabelforgeError(f"--per-map must be at least 1, got {cfg.per_map}")
+    method.check(ls, names)
+    if cfg.copy_paste and not method.photos:
+        raise LabelforgeError(f"--copy-paste needs the base map's photo; {method.name} bases have none")
     if not 0.0 <= cfg.shift <= 1.0:
         raise LabelforgeError(f"--shift is a share of the width in 0..1, got {cfg.shift}")
     for n in cfg.protect:
@@ -145,91 +162,33 @@ def _validate(cfg: ComposeConfig, ls: LabelSpace, names: list[str]) -> None:
         raise LabelforgeError("--samples-per-shard, --min-area and --retries must be at least 1")
 
 
-def plan_compose(
-    cfg: ComposeConfig, progress: Progress | None = None
-) -> tuple[ComposeContext, int, dict[str, Any], bool]:
-    """Check the request, load (or build) the segment index and fix what every sample draws from.
-
-    Returns (context, number of samples, the config stored in the shards, index came from the cache).
-    Raises LabelforgeError/InputError before anything is written.
-    """
-    progress = progress or NullProgress()
-    ls = get_label_space(cfg.label_space)
-    names = _class_names(cfg, ls)
-    _validate(cfg, ls, names)
-    check_output(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
-    ds = open_dataset(cfg.root, ls)
+def _donors(cfg: ComposeConfig, ds: DatasetSource, progress: Progress) -> tuple[list[SamplePaths], Donors, bool]:
+    """The split's maps and their segment index (from the cache when the dataset is unchanged)."""
     samples = ds.samples(cfg.split, require_images=cfg.copy_paste)
     if cfg.copy_paste and any(s.image is None for s in samples):
-        raise InputError(ds.root, "--copy-paste needs photos (leftImg8bit) for every map")
+        raise InputError(ds.root, "--copy-paste needs photos for every map")
     index, cached = load_segment_index(
         ds, cfg.split, min_area=cfg.min_area, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=progress
     )
-    n_maps = len(index.keys)
-    ids = [ls.get(n).id for n in names]
     where = f"split {cfg.split!r} of {cfg.root}"
-    for n, c in zip(names, ids, strict=True):
-        if cfg.method in ("overlay", "multi") and index.by_class(c).size == 0:
-            raise InputError(cfg.root, f"class {n!r} has no segment of at least {cfg.min_area} px in {where}")
-    all_maps = np.arange(n_maps)
-    weights = None
-    if cfg.method == "overlay":
-        bases = np.flatnonzero(~index.presence[:, ids[0]])
-        if bases.size == 0:
-            raise InputError(cfg.root, f"every map of {where} already holds {names[0]!r}: no base map lacks it")
-    elif cfg.method == "multi":
-        lacking = np.flatnonzero(~index.presence[:, ids].all(axis=1))
-        bases = lacking if lacking.size else all_maps
-    else:
-        bases = all_maps
-    if cfg.method == "reconstruct":
-        base_group = set(ls.ids(list(ls.base)))
-        pool = ids or [c.id for c in ls.eval_classes]
-        ids = [c for c in pool if c not in base_group and index.by_class(c).size > 0]
-        if not ids:
-            raise InputError(cfg.root, f"no pasteable class (besides {', '.join(ls.base)}) has segments in {where}")
-        freq = index.image_frequency()[ids]
-        goal, kind = None, "frequency"
-        if cfg.target not in ("uniform", "inverse"):
-            kind, values = stats_target(cfg.target, ls)
-            goal = np.array([values.get(c, 0.0) for c in ids])
-        weights = target_weights(cfg.target, freq, n_maps=n_maps, goal=goal, kind=kind)
-        keep = weights > 0
-        ids, weights = [c for c, k in zip(ids, keep, strict=True) if k], weights[keep] / weights[keep].sum()
-        names = [ls.get(c).name for c in ids]
-    if cfg.method == "identity":
-        ids, names = [], []
-    total = cfg.count if cfg.count is not None else supplement_count(cfg.ratio if cfg.ratio else 0.5, n_maps)
-    if total < 1:
-        raise LabelforgeError(f"--ratio {cfg.ratio} of {n_maps} maps gives no sample; raise it or use --count")
-    rules = PlacementRules(
-        shift=cfg.shift, flip=cfg.flip, min_contact=cfg.min_contact, min_visible=cfg.min_visible, retries=cfg.retries
-    )
-    ctx = ComposeContext(
-        ds=ds,
-        samples=samples,
-        index=index,
-        method=cfg.method,
-        class_ids=tuple(ids),
-        bases=bases,
-        seed=cfg.seed,
-        groups=ClassGroups.build(ls, tuple(ls.get(n).name for n in cfg.protect)),
-        rules=rules,
-        weights=weights,
-        per_map=cfg.per_map,
-        base_kind=cfg.base,
-        copy_paste=cfg.copy_paste,
-    )
-    shard_config = {
+    return samples, Donors(index, ds.label_space, Path(cfg.root), where, cfg.min_area), cached
+
+
+def _shard_config(
+    cfg: ComposeConfig, ls: LabelSpace, method: ComposeMethod, sel: Selection, total: int, donors: Donors
+) -> dict[str, Any]:
+    """The run's config as the shards store it (train-eval and report read ``classes``)."""
+    own = method.shard_fields()
+    return {
         "root": str(Path(cfg.root).resolve()),
         "split": cfg.split,
-        "method": cfg.method,
-        "classes": names,
-        "class_weights": None if weights is None else [round(float(w), 6) for w in weights],
-        "target": cfg.target if cfg.method == "reconstruct" else None,
+        "method": method.name,
+        "classes": sel.names,
+        "class_weights": None if sel.weights is None else [round(float(w), 6) for w in sel.weights],
+        "target": own["target"],
         "count": total,
         "ratio": cfg.ratio,
-        "originals": n_maps,
+        "originals": donors.n_maps,
         "shift": cfg.shift,
         "flip": cfg.flip,
         "protect": [ls.get(n).name for n in cfg.protect],
@@ -237,12 +196,53 @@ def plan_compose(
         "min_contact": cfg.min_contact,
         "min_visible": cfg.min_visible,
         "retries": cfg.retries,
-        "per_map": cfg.per_map if cfg.method == "reconstruct" else None,
-        "base": cfg.base if cfg.method == "reconstruct" else None,
+        "per_map": own["per_map"],
+        "base": own["base"],
         "copy_paste": cfg.copy_paste,
-        "segment_index": index.meta.get("fingerprint"),
+        "segment_index": donors.index.meta.get("fingerprint"),
     }
-    return ctx, total, shard_config, cached
+
+
+def plan_compose(cfg: ComposeConfig, progress: Progress | None = None) -> ComposePlan:
+    """Check the request, load (or build) the segment index and fix what every sample draws from.
+
+    Raises LabelforgeError/InputError before anything is written.
+    """
+    progress = progress or NullProgress()
+    ds = open_dataset(cfg.root, cfg.label_space, cfg.layout)  # lists no sample yet; the label space may be its own
+    ls = ds.label_space
+    names = _class_names(cfg, ls)
+    method = create_method(cfg.method, target=cfg.target, per_map=cfg.per_map, base=cfg.base)
+    _validate(cfg, ls, method, names)
+    check_output(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    samples, donors, cached = _donors(cfg, ds, progress)
+    sel = method.select(donors, names)
+    total = cfg.count if cfg.count is not None else supplement_count(cfg.ratio or 0.5, donors.n_maps)
+    if total < 1:
+        raise LabelforgeError(f"--ratio {cfg.ratio} of {donors.n_maps} maps gives no sample; raise it or use --count")
+    ctx = ComposeContext(
+        ds=ds,
+        samples=samples,
+        index=donors.index,
+        method=method,
+        class_ids=sel.class_ids,
+        bases=sel.bases,
+        seed=cfg.seed,
+        groups=ClassGroups.build(ls, tuple(ls.get(n).name for n in cfg.protect)),
+        rules=PlacementRules(
+            shift=cfg.shift,
+            flip=cfg.flip,
+            min_contact=cfg.min_contact,
+            min_visible=cfg.min_visible,
+            retries=cfg.retries,
+        ),
+        weights=sel.weights,
+        copy_paste=cfg.copy_paste,
+    )
+    config = _shard_config(cfg, ls, method, sel, total, donors)
+    if ds.layout.name != "cityscapes":  # export writes the dataset's own layout back (Cityscapes: as before)
+        config["layout"] = ds.layout.spec()
+    return ComposePlan(ctx, total, config, cached, method.fallbacks(ctx, total))
 
 
 # The context of the run in progress; forked workers inherit it instead of unpickling it per task.
@@ -264,7 +264,15 @@ def run_compose(cfg: ComposeConfig, progress: Progress | None = None) -> Compose
     global _CTX
     progress = progress or NullProgress()
     t0 = time.perf_counter()
-    ctx, total, shard_config, cached = plan_compose(cfg, progress)
+    plan = plan_compose(cfg, progress)
+    ctx, total, shard_config = plan.ctx, plan.total, plan.shard_config
+    fallbacks = plan.fallbacks.samples if plan.fallbacks else 0
+    if fallbacks:
+        assert plan.fallbacks is not None
+        progress.log(
+            f"{len(plan.fallbacks.maps)} map(s) hold no {', '.join(ctx.label_space.base)} pixel: "
+            f"{fallbacks} of {total} samples use a drawn base instead"
+        )
     idx = ctx.index
     written = skipped = 0
     with ShardWriter(
@@ -280,6 +288,7 @@ def run_compose(cfg: ComposeConfig, progress: Progress | None = None) -> Compose
         with_image=cfg.copy_paste,
         resume=cfg.resume,
         overwrite=cfg.overwrite,
+        header=plan.manifest_header(),
     ) as writer:
         todo = writer.pending()
         if todo and todo[0] > 0:
@@ -302,10 +311,11 @@ def run_compose(cfg: ComposeConfig, progress: Progress | None = None) -> Compose
         samples=total,
         written=written,
         skipped=skipped,
+        fallbacks=fallbacks,
         classes=list(shard_config["classes"]),
         shards=n_shards,
         segments=len(idx),
-        index_cached=cached,
+        index_cached=plan.cached,
         seconds=time.perf_counter() - t0,
         preview=preview,
     )

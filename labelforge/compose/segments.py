@@ -34,6 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from cityscapes_tools.instances import decode_instance, is_instance
 from cityscapes_tools.io import atomic_write_bytes
 
 from ..dataset import DatasetSource, SamplePaths
@@ -102,50 +103,48 @@ def _border_flags(x0: int, y0: int, x1: int, y1: int, h: int, w: int) -> int:
     )
 
 
-def extract_segments(
-    label: np.ndarray, instance: np.ndarray | None, label_space: LabelSpace, min_area: int
-) -> _MapSegments:
-    """Segments of one (H, W) label map (and its instance map, if any) with at least ``min_area`` pixels.
+# One segment as extraction finds it: class id, donor instance id, crowd, bbox, area, packed mask.
+_Row = tuple[int, int, bool, tuple[int, int, int, int], int, bytes]
 
-    Order is deterministic: instances by instance id, then components class by class in raster order.
-    """
-    h, w = label.shape
-    n_ids = label_space.num_ids
-    indexed = np.zeros(256, bool)
-    indexed[[c.id for c in label_space.eval_classes]] = True
-    thing = np.zeros(256, bool)
-    thing[list(label_space.instance_ids)] = True
-    rows: list[tuple[int, int, bool, tuple[int, int, int, int], int, bytes]] = []
 
-    covered = np.zeros((h, w), bool)  # pixels already taken by an instance
-    if instance is not None:
-        flat = instance.ravel()
-        idx = np.flatnonzero(flat >= 1000)
-        vals = flat[idx]
-        cls_of = vals // 1000
-        keep = (cls_of < 256) & indexed[np.minimum(cls_of, 255)] & thing[np.minimum(cls_of, 255)]
-        idx, vals = idx[keep], vals[keep]
-        covered.ravel()[idx] = True
-        order = np.argsort(vals, kind="stable")
-        idx, vals = idx[order], vals[order]
-        starts = np.flatnonzero(np.r_[True, vals[1:] != vals[:-1]]) if vals.size else np.zeros(0, np.int64)
-        ends = np.r_[starts[1:], vals.size].astype(np.int64) if vals.size else starts
-        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-            area = e - s
-            if area < min_area:
-                continue
-            ys, xs = np.divmod(idx[s:e], w)
-            y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-            mask = np.zeros((y1 - y0, x1 - x0), bool)
-            mask[ys - y0, xs - x0] = True
-            rows.append((int(vals[s]) // 1000, int(vals[s]), False, (x0, y0, x1, y1), area, _pack(mask)))
-
-    counts = np.bincount(label.ravel(), minlength=n_ids)[:n_ids]
-    for cid in np.flatnonzero(counts[: min(n_ids, 256)] >= max(min_area, 1)).tolist():
-        if not indexed[cid]:
+def _instance_segments(instance: np.ndarray, wanted: np.ndarray, min_area: int) -> tuple[list[_Row], np.ndarray]:
+    """Segments of the instance ids whose class is ``wanted`` (a 256-entry LUT), in id order, and the
+    (H, W) bool mask of every pixel those instances cover (small ones included)."""
+    h, w = instance.shape
+    flat = instance.ravel()
+    idx = np.flatnonzero(is_instance(flat))
+    idx = idx[np.argsort(flat[idx], kind="stable")]  # grouped by id, pixels in raster order
+    vals = flat[idx]
+    covered = np.zeros((h, w), bool)
+    if not vals.size:
+        return [], covered
+    starts = np.flatnonzero(np.r_[True, vals[1:] != vals[:-1]])
+    ends = np.r_[starts[1:], vals.size]
+    cls_of, _ = decode_instance(vals[starts])
+    keep = (cls_of < 256) & wanted[np.minimum(cls_of, 255)]
+    covered.ravel()[idx[np.repeat(keep, ends - starts)]] = True
+    rows: list[_Row] = []
+    for s, e, cid in zip(starts[keep].tolist(), ends[keep].tolist(), cls_of[keep].tolist(), strict=True):
+        if e - s < min_area:
             continue
+        ys, xs = np.divmod(idx[s:e], w)
+        y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+        mask = np.zeros((y1 - y0, x1 - x0), bool)
+        mask[ys - y0, xs - x0] = True
+        rows.append((cid, int(vals[s]), False, (x0, y0, x1, y1), e - s, _pack(mask)))
+    return rows, covered
+
+
+def _component_segments(
+    label: np.ndarray, class_ids: list[int], covered: np.ndarray | None, thing: np.ndarray, min_area: int
+) -> list[_Row]:
+    """8-connected components of each class mask in ``class_ids``, class by class in raster order.
+    Pixels in ``covered`` (taken by instances) are left out of thing classes; what remains of a thing
+    class there is a crowd region."""
+    rows: list[_Row] = []
+    for cid in class_ids:
         m = label == cid
-        if instance is not None and thing[cid]:
+        if covered is not None and thing[cid]:
             m &= ~covered
         # Crop to the class's bounding box first: connected components on the full map cost more.
         ry = np.flatnonzero(m.any(axis=1))
@@ -155,16 +154,16 @@ def extract_segments(
         oy, ox = int(ry[0]), int(rx[0])
         sub = m[oy : ry[-1] + 1, ox : rx[-1] + 1].astype(np.uint8)
         n, comp, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
+        crowd = bool(thing[cid] and covered is not None)
         for k in range(1, n):
             x, y, bw, bh, area = (int(v) for v in stats[k])
-            if area < min_area:
-                continue
-            mask = comp[y : y + bh, x : x + bw] == k
-            x0, y0 = ox + x, oy + y
-            crowd = bool(thing[cid] and instance is not None)
-            rows.append((cid, 0, crowd, (x0, y0, x0 + bw, y0 + bh), area, _pack(mask)))
+            if area >= min_area:
+                x0, y0 = ox + x, oy + y
+                rows.append((cid, 0, crowd, (x0, y0, x0 + bw, y0 + bh), area, _pack(comp[y : y + bh, x : x + bw] == k)))
+    return rows
 
-    presence = counts > 0
+
+def _as_arrays(rows: list[_Row], presence: np.ndarray, h: int, w: int) -> _MapSegments:
     if not rows:
         return _MapSegments(
             np.zeros(0, np.int16),
@@ -187,6 +186,29 @@ def extract_segments(
         bits=list(bits),
         presence=presence,
     )
+
+
+def extract_segments(
+    label: np.ndarray, instance: np.ndarray | None, label_space: LabelSpace, min_area: int
+) -> _MapSegments:
+    """Segments of one (H, W) label map (and its instance map, if any) with at least ``min_area`` pixels.
+
+    Order is deterministic: instances by instance id, then components class by class in raster order.
+    """
+    h, w = label.shape
+    n_ids = label_space.num_ids
+    indexed = np.zeros(256, bool)
+    indexed[[c.id for c in label_space.eval_classes]] = True
+    thing = np.zeros(256, bool)
+    thing[list(label_space.instance_ids)] = True
+    rows: list[_Row] = []
+    covered = None  # pixels already taken by an instance
+    if instance is not None:
+        rows, covered = _instance_segments(instance, indexed & thing, min_area)
+    counts = np.bincount(label.ravel(), minlength=n_ids)[:n_ids]
+    big = np.flatnonzero(counts[: min(n_ids, 256)] >= max(min_area, 1)).tolist()
+    rows += _component_segments(label, [c for c in big if indexed[c]], covered, thing, min_area)
+    return _as_arrays(rows, counts > 0, h, w)
 
 
 @dataclass

@@ -1,8 +1,11 @@
 """Generator checkpoints: one self-describing file, written atomically, checked when loaded.
 
-A checkpoint is a ``torch.save``d dict holding the model and optimizer states, the finished epoch
-count, the generator and training configs, the label space (table and fingerprint), the input
-channel count and the labelforge version, so rendering never needs the training command line.
+``generator.pt`` is a run-dir checkpoint of :mod:`labelforge._rundir` (format
+``labelforge.generator/1``): the harness header (``train_config`` and ``generator_config``, the
+label space table and ``label_space_fingerprint``, ``sampler``, ``epoch``, ``step``, versions)
+plus pix2pixHD's entries: ``generator``, ``discriminator``, ``optimizer_g``, ``optimizer_d``,
+``scaler``, ``input_nc`` and ``size`` [H, W]. Rendering needs nothing else, never the training
+command line.
 
 Example:
     >>> from labelforge.gan.checkpoint import load_checkpoint  # doctest: +SKIP
@@ -13,30 +16,80 @@ Example:
 
 from __future__ import annotations
 
-import io
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from .. import __version__
+from .._rundir import RUNTIME_FIELDS, RunSpec, read_checkpoint, write_checkpoint
 from ..errors import InputError
 from ..labelspace import LabelSpace
 from .config import GeneratorConfig, TrainConfig, config_from_dict
 from .networks import build_generator
 
-__all__ = ["FORMAT", "CHECKPOINT_NAME", "save_checkpoint", "load_checkpoint", "load_generator", "checkpoint_path"]
+__all__ = [
+    "FORMAT",
+    "CHECKPOINT_NAME",
+    "RESUME_MAY_CHANGE",
+    "generator_spec",
+    "pix2pixhd_state",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_generator",
+    "checkpoint_path",
+]
 
 FORMAT = "labelforge.generator/1"
 CHECKPOINT_NAME = "generator.pt"
 _REQUIRED = ("generator", "generator_config", "train_config", "label_space", "label_space_fingerprint", "input_nc")
+
+# What a resumed train-generator may change: the runtime settings, the sample grid and, to train
+# longer, the epoch count. Every other field must be the checkpoint's (see labelforge._rundir).
+RESUME_MAY_CHANGE = RUNTIME_FIELDS | {"epochs", "num_samples"}
 
 
 def checkpoint_path(path: str | Path) -> Path:
     """A run dir means its ``generator.pt``; a file means itself."""
     path = Path(path)
     return path / CHECKPOINT_NAME if path.is_dir() else path
+
+
+def generator_spec(
+    gen_cfg: Any,
+    train_cfg: TrainConfig,
+    label_space: LabelSpace,
+    sampler: dict[str, Any],
+    fmt: str = FORMAT,
+    root: str | Path | None = None,
+) -> RunSpec:
+    """The run-dir spec of a generator training: what ``run.json`` and every ``generator.pt`` record.
+
+    ``data`` names the dataset root (resolved) and split the generator trains on, so rendered shards
+    can say which photos their generator saw (train-eval refuses its own val split).
+    """
+    data = {"root": None if root is None else str(Path(root).resolve()), "split": train_cfg.split}
+    return RunSpec(
+        command="train-generator",
+        checkpoint=CHECKPOINT_NAME,
+        format=fmt,
+        config={"train_config": asdict(train_cfg), "generator_config": asdict(gen_cfg), "data": data},
+        label_space=label_space,
+        sampler=sampler,
+        may_change=RESUME_MAY_CHANGE,
+    )
+
+
+def pix2pixhd_state(
+    generator: nn.Module, discriminator: nn.Module | None, optimizers: dict[str, Any], input_nc: int
+) -> dict[str, Any]:
+    """pix2pixHD's entries of a checkpoint: network and optimizer (and grad-scaler) states, input channels."""
+    return {
+        "generator": generator.state_dict(),
+        "discriminator": None if discriminator is None else discriminator.state_dict(),
+        **{name: opt.state_dict() for name, opt in optimizers.items()},
+        "input_nc": input_nc,
+    }
 
 
 def save_checkpoint(
@@ -50,46 +103,18 @@ def save_checkpoint(
     gen_cfg: GeneratorConfig,
     train_cfg: TrainConfig,
     label_space: LabelSpace,
+    root: str | Path | None = None,
 ) -> Path:
-    """Write the checkpoint to a temporary file beside ``path`` and rename it (a reader never sees half)."""
-    from dataclasses import asdict
-
-    from cityscapes_tools.io import atomic_write_bytes
-
-    state = {
-        "format": FORMAT,
-        "generator": generator.state_dict(),
-        "discriminator": None if discriminator is None else discriminator.state_dict(),
-        **{name: opt.state_dict() for name, opt in optimizers.items()},
-        "epoch": epoch,
-        "step": step,
-        "generator_config": asdict(gen_cfg),
-        "train_config": asdict(train_cfg),
-        "label_space": label_space.to_dict(),
-        "label_space_fingerprint": label_space.fingerprint,
-        "input_nc": gen_cfg.input_nc(label_space.num_ids),
-        "size": [train_cfg.height, train_cfg.width],
-        "labelforge_version": __version__,
-    }
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    path = Path(path)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    """Write a generator checkpoint outside a training run (e.g. an untrained generator), atomically."""
+    spec = generator_spec(gen_cfg, train_cfg, label_space, sampler={}, root=root)
+    state = pix2pixhd_state(generator, discriminator, optimizers, gen_cfg.input_nc(label_space.num_ids))
+    return write_checkpoint(path, {**spec.header(epoch, step), **state, "size": [train_cfg.height, train_cfg.width]})
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and sanity-check a checkpoint (tensors land on the CPU); InputError names a bad file."""
     path = checkpoint_path(path)
-    if not path.is_file():
-        raise InputError(path, "generator checkpoint not found")
-    try:
-        # weights_only: a checkpoint holds tensors, numbers, strings and dicts, never code to run.
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file is bad input, not a bug
-        raise InputError(path, f"cannot read generator checkpoint ({type(exc).__name__})") from None
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
-        raise InputError(path, f"not a labelforge generator checkpoint (expected format {FORMAT!r})")
+    ck = read_checkpoint(path, FORMAT, what="generator checkpoint")
     missing = [k for k in _REQUIRED if k not in ck]
     if missing:
         raise InputError(path, f"generator checkpoint lacks {missing[0]!r}")

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..dataset import open_dataset
+from ..dataset import DatasetSource, open_dataset
 from ..errors import InputError
 from ..labelspace import LabelSpace
 
@@ -51,9 +51,9 @@ class PairDataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | DatasetSource,
         size: tuple[int, int],
-        label_space: LabelSpace | str = "cityscapes",
+        label_space: LabelSpace | str = "auto",
         split: str = "train",
         flip: bool = False,
         seed: int = 0,
@@ -61,7 +61,7 @@ class PairDataset(torch.utils.data.Dataset):
         self.source = open_dataset(root, label_space)
         self.samples = self.source.samples(split)
         if self.samples[0].image is None:
-            raise InputError(Path(root), f"split {split!r} has no photos (leftImg8bit); the generator needs them")
+            raise InputError(self.source.root, f"split {split!r} has no photos; the generator needs them")
         self.size, self.flip, self.seed, self.epoch = size, flip, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -73,10 +73,11 @@ class PairDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         s = self.samples[i]
-        label = resize_label(self.source.read_label(s), self.size)
+        image, label = self.source.read_pair(s)  # a photo of another size than its mask is refused
+        label = resize_label(label, self.size)
         inst = self.source.read_instance(s)
         inst = label.astype(np.int32) if inst is None else resize_label(inst, self.size)
-        image = resize_image(self.source.read_image(s), self.size)  # type: ignore[arg-type]
+        image = resize_image(image, self.size)
         if self.flip and np.random.default_rng([self.seed, self.epoch, i]).random() < 0.5:
             label, inst, image = label[:, ::-1], inst[:, ::-1], image[:, ::-1]
         return {

@@ -1,7 +1,8 @@
 """pix2pixHD losses: LSGAN, discriminator feature matching, VGG19 perceptual (from a local file).
 
-Feature matching weighs each layer's L1 by ``4 / (n_layers + 1)`` and each discriminator by
-``1 / num_d``, times ``lambda_feat``; the VGG loss weighs relu1_1..relu5_1 by 1/32, 1/16, 1/8,
+Feature matching weighs the L1 of each of a discriminator's ``n_layers + 1`` intermediate layers by
+``4 / (n_layers + 1)`` and each discriminator by ``1 / num_d``, times ``lambda_feat`` (the final
+patch scores are not matched); the VGG loss weighs relu1_1..relu5_1 by 1/32, 1/16, 1/8,
 1/4, 1, times ``lambda_feat`` -- both as the published code. Unlike it, images are mapped to
 ImageNet statistics before VGG, which is what the weights were trained on.
 
@@ -37,11 +38,17 @@ def lsgan_loss(preds: list[list[torch.Tensor]], target_real: bool) -> torch.Tens
 def feature_matching_loss(
     fake: list[list[torch.Tensor]], real: list[list[torch.Tensor]], lambda_feat: float
 ) -> torch.Tensor:
-    """L1 between discriminator features of fake and (detached) real inputs, every layer but the last."""
+    """L1 between discriminator features of fake and (detached) real inputs, every layer but the last.
+
+    Each discriminator returns ``n_layers + 2`` outputs: ``n_layers + 1`` intermediate layers, then
+    the patch scores. pix2pixHD weighs each intermediate layer by ``4 / (n_layers + 1)``, so a
+    discriminator's weights sum to 4 whatever its depth.
+    """
     num_d = len(fake)
     total = fake[0][0].new_zeros((), dtype=torch.float32)
     for f_feats, r_feats in zip(fake, real, strict=True):
-        w = 4.0 / len(f_feats) / num_d  # len(f_feats) == n_layers + 1
+        n_matched = len(f_feats) - 1  # n_layers + 1: every output but the patch scores
+        w = 4.0 / n_matched / num_d
         for f, r in zip(f_feats[:-1], r_feats[:-1], strict=True):
             total = total + w * F.l1_loss(f.float(), r.detach().float())
     return total * lambda_feat

@@ -1,9 +1,10 @@
 """pix2pixHD networks (Wang et al. 2018): global generator, local enhancer, multiscale PatchGAN.
 
 Layer for layer as the published model: instance norm without affine parameters, reflection
-padding, ReLU in the generator and LeakyReLU(0.2) in the discriminators, tanh output. The
-discriminators see the generator input (label one-hot + boundary map) concatenated with an image
-and return the features of every layer, which feature matching needs.
+padding, ReLU in the generator and LeakyReLU(0.2) in the discriminators, tanh output, and the
+published initialisation (:func:`init_weights`: conv weights from N(0, 0.02)). The discriminators
+see the generator input (label one-hot + boundary map) concatenated with an image and return the
+features of every layer, which feature matching needs.
 
 Example:
     >>> import torch
@@ -26,6 +27,7 @@ __all__ = [
     "LocalEnhancer",
     "NLayerDiscriminator",
     "MultiscaleDiscriminator",
+    "init_weights",
     "build_generator",
     "build_discriminator",
 ]
@@ -191,16 +193,36 @@ class MultiscaleDiscriminator(nn.Module):
         return out
 
 
+def init_weights(net: nn.Module) -> nn.Module:
+    """pix2pixHD's ``weights_init``: every (transposed) conv weight from N(0, 0.02), every affine norm
+    weight from N(1, 0.02) with bias 0. Conv biases keep PyTorch's default, as in the published code.
+
+    The draws come from torch's global generator in module order, so a seeded caller (the trainer
+    seeds it with ``--seed``) always gets the same weights. Returns ``net``.
+    """
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+    return net
+
+
 def build_generator(cfg: GeneratorConfig, num_ids: int) -> nn.Module:
-    """The generator ``cfg`` describes for a label space with ``num_ids`` ids."""
+    """The generator ``cfg`` describes for a label space with ``num_ids`` ids, initialised as pix2pixHD."""
     input_nc = cfg.input_nc(num_ids)
     if cfg.n_local_enhancers == 0:
-        return GlobalGenerator(input_nc, cfg.output_nc, cfg.ngf, cfg.n_downsample, cfg.n_blocks)
-    return LocalEnhancer(
-        input_nc, cfg.output_nc, cfg.ngf, cfg.n_downsample, cfg.n_blocks, cfg.n_local_enhancers, cfg.n_blocks_local
-    )
+        net: nn.Module = GlobalGenerator(input_nc, cfg.output_nc, cfg.ngf, cfg.n_downsample, cfg.n_blocks)
+    else:
+        net = LocalEnhancer(
+            input_nc, cfg.output_nc, cfg.ngf, cfg.n_downsample, cfg.n_blocks, cfg.n_local_enhancers, cfg.n_blocks_local
+        )
+    return init_weights(net)
 
 
 def build_discriminator(cfg: GeneratorConfig, num_ids: int) -> MultiscaleDiscriminator:
-    """Discriminators conditioned on the generator input: label channels + image channels."""
-    return MultiscaleDiscriminator(cfg.input_nc(num_ids) + cfg.output_nc, cfg.ndf, cfg.n_layers_d, cfg.num_d)
+    """Discriminators conditioned on the generator input (label + image channels), initialised as pix2pixHD."""
+    d = MultiscaleDiscriminator(cfg.input_nc(num_ids) + cfg.output_nc, cfg.ndf, cfg.n_layers_d, cfg.num_d)
+    init_weights(d)
+    return d

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._runtime import amp_dtype, autocast, barrier, distributed, to_host_async
+from .._runtime import all_reduce_sum, amp_dtype, autocast, barrier, distributed, to_host_async
 from ..errors import InputError, LabelforgeError
 from ..progress import NullProgress, Progress
 from ..shards import EncodedSample, ShardSet, ShardWriter
@@ -275,6 +275,11 @@ def _renderer(
             "generator_epoch": int(ck["epoch"]),
             "generator_step": int(ck["step"]),
             "generator_config": ck["generator_config"],
+            # What the generator was trained on: train-eval refuses a generator that saw its val photos.
+            "generator_data": {
+                "root": (ck.get("data") or {}).get("root"),  # None: a checkpoint older than this record
+                "split": ck["train_config"].get("split"),
+            },
             "precision": str(renderer.dtype or torch.float32).removeprefix("torch."),
         }
     info |= {
@@ -373,18 +378,11 @@ def render_shards(
             if info.is_main and cfg.preview:
                 writer.collect()
                 preview = _write_preview(Path(out), cfg.preview)
-        rendered = _sum_over_ranks(len(todo), device)
+        # Also a barrier: rank 0 has finished the manifest when this returns.
+        rendered = int(all_reduce_sum([len(todo)], device)[0])
         return RenderResult(
             Path(out), len(ss), rendered, height, width, time.perf_counter() - t0, preview, info.is_main
         )
-
-
-def _sum_over_ranks(n: int, device: torch.device) -> int:
-    if not torch.distributed.is_initialized():
-        return n
-    t = torch.tensor([n], dtype=torch.int64, device=device)
-    torch.distributed.all_reduce(t)  # also a barrier: rank 0 has finished the manifest when this returns
-    return int(t.item())
 
 
 def _write_preview(out: Path, k: int) -> Path:

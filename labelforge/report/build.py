@@ -5,6 +5,12 @@ standard deviation over seeds). Every entry's mIoU and per-class IoU are compare
 entry (default: the first). When all runs differ only in ``supp_ratio`` the report also plots mIoU
 against that ratio.
 
+Every mIoU in a report averages one class set, :attr:`Report.miou_classes`: the classes present
+in the ground truth of every run. Runs scored on one val split share it; a run whose own mIoU
+averaged another set (a class missing from another run's val, or a metrics file from before
+metrics.json recorded ``miou_classes``, when a predicted class absent from the ground truth
+counted as 0) is re-averaged over it, so means over seeds and deltas never mix class sets.
+
 Example:
     >>> from labelforge.report import ReportConfig, write_report  # doctest: +SKIP
     >>> res = write_report(ReportConfig(runs=("runs/base", "runs/overlay"), out="report"))  # doctest: +SKIP
@@ -34,6 +40,7 @@ __all__ = [
     "ReportConfig",
     "ReportResult",
     "build_report",
+    "common_classes",
     "write_report",
 ]
 
@@ -62,12 +69,13 @@ class Entry:
     ratio: float | None
 
     @classmethod
-    def from_runs(cls, name: str, runs: list[Run], classes: list[str]) -> Entry:
-        miou, miou_std = _mean_std([r.miou for r in runs])
+    def from_runs(cls, name: str, runs: list[Run], classes: list[str], miou_classes: list[str]) -> Entry:
+        miou, miou_std = _mean_std([r.miou_over(miou_classes) for r in runs])
         pa, _ = _mean_std([r.metrics.get("pixel_accuracy") for r in runs])
         per_class, per_class_std = {}, {}
-        for c in classes:
-            per_class[c], per_class_std[c] = _mean_std([r.per_class_iou.get(c) for r in runs])
+        for c in classes:  # a class outside a run's ground truth has no IoU there (older files said 0)
+            values = [r.per_class_iou.get(c) if c in r.gt_classes else None for r in runs]
+            per_class[c], per_class_std[c] = _mean_std(values)
         aug: list[str] = []
         for r in runs:
             aug += [a for a in r.augmented_classes if a not in aug]
@@ -104,6 +112,22 @@ class Report:
     entries: list[Entry]
     baseline: Entry
     ratio_points: list[RatioPoint] = field(default_factory=list)  # empty unless runs differ only in ratio
+    miou_classes: list[str] = field(default_factory=list)  # the one class set every mIoU here averages
+
+    def left_out(self) -> dict[str, list[str]]:
+        """Classes of some run's ground truth outside :attr:`miou_classes`, with the runs whose lacks them."""
+        out: dict[str, list[str]] = {}
+        for cls in self.classes:
+            if cls in self.miou_classes:
+                continue
+            missing = [r.name for e in self.entries for r in e.runs if cls not in r.gt_classes]
+            if len(missing) < sum(e.n for e in self.entries):  # present in at least one run's ground truth
+                out[cls] = missing
+        return out
+
+    def re_averaged(self) -> list[Run]:
+        """Runs whose own mIoU averaged another class set than the report's."""
+        return [r for e in self.entries for r in e.runs if set(r.averaged_classes) != set(self.miou_classes)]
 
     def delta(self, entry: Entry) -> float | None:
         """mIoU change of ``entry`` against the baseline (a fraction; x100 for points)."""
@@ -122,11 +146,22 @@ class Report:
                 "title": self.title,
                 "baseline": self.baseline.name,
                 "classes": self.classes,
+                "miou_classes": self.miou_classes,
+                "miou_classes_left_out": self.left_out(),
                 "entries": [
                     {
                         "name": e.name,
                         "n": e.n,
-                        "runs": [{"name": r.name, "path": str(r.path), "seed": r.seed, "miou": r.miou} for r in e.runs],
+                        "runs": [
+                            {
+                                "name": r.name,
+                                "path": str(r.path),
+                                "seed": r.seed,
+                                "miou": r.miou_over(self.miou_classes),
+                                "miou_own": r.miou,  # as the run's metrics.json has it
+                            }
+                            for r in e.runs
+                        ],
                         "miou": e.miou,
                         "miou_std": e.miou_std,
                         "delta_miou": self.delta(e),
@@ -151,7 +186,13 @@ def _classes(runs: list[Run]) -> list[str]:
     return out
 
 
-def _ratio_points(runs: list[Run]) -> list[RatioPoint]:
+def common_classes(runs: list[Run]) -> list[str]:
+    """The classes present in the ground truth of every run, in class order: the report's mIoU set."""
+    sets = [set(r.gt_classes) for r in runs]
+    return [c for c in _classes(runs) if all(c in s for s in sets)]
+
+
+def _ratio_points(runs: list[Run], miou_classes: list[str]) -> list[RatioPoint]:
     """mIoU per ratio when every run has a config and the configs differ only in ratio (and seed)."""
     keys = {setting_key(r, drop=frozenset({RATIO_KEY})) for r in runs}
     if None in keys or len(keys) != 1 or any(r.ratio is None for r in runs):
@@ -163,7 +204,7 @@ def _ratio_points(runs: list[Run]) -> list[RatioPoint]:
         return []
     points = []
     for ratio in sorted(by_ratio):
-        mean, std = _mean_std([r.miou for r in by_ratio[ratio]])
+        mean, std = _mean_std([r.miou_over(miou_classes) for r in by_ratio[ratio]])
         points.append(RatioPoint(ratio=ratio, miou=mean, miou_std=std, n=len(by_ratio[ratio])))
     return points
 
@@ -175,7 +216,8 @@ def build_report(runs: list[Run], baseline: str | None = None, title: str = "", 
         key = setting_key(r) if aggregate else None
         groups.setdefault(key if key is not None else f"#{i}", []).append(r)
     classes = _classes(runs)
-    entries = [Entry.from_runs(group_label([r.name for r in g]), g, classes) for g in groups.values()]
+    miou_classes = common_classes(runs)
+    entries = [Entry.from_runs(group_label([r.name for r in g]), g, classes, miou_classes) for g in groups.values()]
     if baseline is None:
         base = entries[0]
     else:
@@ -189,7 +231,8 @@ def build_report(runs: list[Run], baseline: str | None = None, title: str = "", 
         classes=classes,
         entries=entries,
         baseline=base,
-        ratio_points=_ratio_points(runs),
+        ratio_points=_ratio_points(runs, miou_classes),
+        miou_classes=miou_classes,
     )
 
 

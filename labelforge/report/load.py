@@ -69,6 +69,38 @@ class Run:
         return list(self.metrics.get("classes") or self.per_class_iou)
 
     @property
+    def averaged_classes(self) -> list[str]:
+        """The classes this run's own ``miou`` averages: ``miou_classes`` or, in older files, every
+        class with an IoU (which then includes classes predicted but absent from the ground truth)."""
+        listed = self.metrics.get("miou_classes")
+        if isinstance(listed, list):
+            return [str(c) for c in listed]
+        return [c for c, v in self.per_class_iou.items() if v is not None]
+
+    @property
+    def gt_classes(self) -> list[str]:
+        """The classes present in the ground truth the run was scored on: ``miou_classes``, else the
+        confusion matrix's non-empty rows (void column included), else the classes with an IoU."""
+        listed = self.metrics.get("miou_classes")
+        if isinstance(listed, list):
+            return [str(c) for c in listed]
+        cm, void = self.metrics.get("confusion_matrix"), self.metrics.get("void_predictions")
+        if isinstance(cm, list) and len(cm) == len(self.classes):
+            void = void if isinstance(void, list) and len(void) == len(cm) else [0] * len(cm)
+            return [c for c, row, v in zip(self.classes, cm, void, strict=True) if sum(row) + v > 0]
+        return [c for c, v in self.per_class_iou.items() if v is not None]
+
+    def miou_over(self, classes: list[str]) -> float | None:
+        """The run's mIoU over ``classes``: its own figure when that is the set it averaged, else the
+        mean of its per-class IoU over them (None if one of them has no IoU)."""
+        if set(classes) == set(self.averaged_classes):
+            return self.miou
+        values = [self.per_class_iou.get(c) for c in classes]
+        if not values or any(v is None for v in values):
+            return None
+        return sum(values) / len(values)
+
+    @property
     def config(self) -> dict[str, Any]:
         cfg = self.metrics.get("config")
         return cfg if isinstance(cfg, dict) else {}

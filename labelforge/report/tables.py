@@ -25,6 +25,7 @@ __all__ = [
     "summary_rich_table",
     "per_class_rich_table",
     "metrics_rich_table",
+    "class_set_note",
 ]
 
 NA = "n/a"
@@ -43,9 +44,8 @@ def fmt_delta(d: float | None) -> str:
 
 def _cell(report: Report, e: Entry, cls: str) -> str:
     value = fmt_pct(e.per_class.get(cls), e.per_class_std.get(cls))
-    if e is report.baseline or e.per_class.get(cls) is None:
-        return value
-    return f"{value} ({fmt_delta(report.class_delta(e, cls))})"
+    delta = report.class_delta(e, cls)
+    return value if e is report.baseline or delta is None else f"{value} ({fmt_delta(delta)})"
 
 
 def _md_row(cells: list[str]) -> str:
@@ -73,6 +73,21 @@ def _summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def class_set_note(report: Report) -> str:
+    """Which classes every mIoU of the report averages, which it leaves out, and which runs' own
+    figures were re-averaged to match."""
+    n = len(report.miou_classes)
+    note = f"mIoU averages the {n} classes present in the ground truth of every run"
+    left = report.left_out()
+    if left:
+        note += "; left out: " + ", ".join(f"{c} (absent from {', '.join(runs)})" for c, runs in left.items())
+    again = report.re_averaged()
+    if again:
+        names = ", ".join(f"{r.name} ({fmt_pct(r.miou)})" for r in again)
+        note += f"; re-averaged over this set from another class set (own mIoU): {names}"
+    return note + "."
+
+
 def markdown_report(report: Report, figures: list[str] | None = None) -> str:
     """The whole report.md: summary table, per-class table, figures, and how to read them."""
     lines = [f"# {report.title}", ""]
@@ -86,6 +101,7 @@ def markdown_report(report: Report, figures: list[str] | None = None) -> str:
     ]
     header, rows = _summary_rows(report)
     lines += [_md_row(header), _md_row(["---"] * len(header)), *(_md_row(r) for r in rows), ""]
+    lines += [class_set_note(report) + " Classes: " + ", ".join(report.miou_classes) + ".", ""]
     lines += ["## Per-class IoU", ""]
     header = ["class", *(e.name for e in report.entries)]
     lines += [_md_row(header), _md_row(["---"] * len(header))]
@@ -123,7 +139,7 @@ def _colour_delta(text: str, d: float | None) -> str:
 
 def summary_rich_table(report: Report) -> Table:
     header, rows = _summary_rows(report)
-    table = Table(title=report.title, title_justify="left")
+    table = Table(title=report.title, title_justify="left", caption=class_set_note(report), caption_justify="left")
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i in (0, len(header) - 1) else "right")
     for e, row in zip(report.entries, rows, strict=True):

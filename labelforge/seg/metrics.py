@@ -8,11 +8,14 @@ class and a false positive for no class, as in cityscapesScripts.
 Definitions, with ``tp_c`` the diagonal, ``gt_c`` the valid pixels of class c (row sum, void
 column included) and ``pred_c`` the valid pixels predicted as c (column sum):
 
-* IoU_c = tp_c / (gt_c + pred_c - tp_c); NaN when the class is absent from both ground truth and
-  prediction (denominator 0).
-* mIoU = mean of IoU_c over the classes whose IoU is not NaN. A class absent from the ground truth
-  but predicted somewhere has IoU 0 and counts; one absent from both is left out (not counted as
-  1 or 0). This is cityscapesScripts' rule (it averages over classes with a valid score).
+* IoU_c = tp_c / (gt_c + pred_c - tp_c) for the classes present in the ground truth (gt_c > 0);
+  NaN for a class absent from it, whether predicted or not.
+* mIoU = mean of IoU_c over the classes present in the ground truth. The class set is thereby a
+  property of the evaluation split alone: every model scored on one split averages the same
+  classes, so runs (and seeds) compare. cityscapesScripts differs only on a split that lacks a
+  class: it counts a class absent from the ground truth but predicted as IoU 0, which makes the
+  averaged set depend on the predictions. Such false positives still lower the IoU of the classes
+  whose pixels they took. On a split holding every class (the full Cityscapes val) both agree.
 * pixel accuracy = sum(tp) / sum(gt); mean accuracy = mean of tp_c / gt_c over classes with gt_c > 0.
 
 Inputs may be numpy arrays or torch tensors on any device; torch is never imported here at module
@@ -178,11 +181,16 @@ class ConfusionMatrix:
         return tp, gt, pred
 
     def iou(self) -> np.ndarray:
-        """(C,) float64 IoU per class; NaN for classes absent from both ground truth and prediction."""
+        """(C,) float64 IoU per class; NaN for classes absent from the ground truth (predicted or not)."""
         tp, gt, pred = self._totals()
         union = gt + pred - tp
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+            return np.where(gt > 0, tp / np.maximum(union, 1), np.nan)
+
+    def present(self) -> np.ndarray:
+        """(C,) bool: classes with ground-truth pixels, the set mIoU averages."""
+        _, gt, _ = self._totals()
+        return gt > 0
 
     def accuracy(self) -> np.ndarray:
         """(C,) float64 recall per class (tp / gt pixels); NaN for classes absent from the ground truth."""
@@ -191,7 +199,7 @@ class ConfusionMatrix:
             return np.where(gt > 0, tp / np.maximum(gt, 1), np.nan)
 
     def miou(self) -> float:
-        """Mean IoU over classes with a valid IoU; NaN when no class has one."""
+        """Mean IoU over the classes present in the ground truth; NaN when there is none."""
         iou = self.iou()
         return float(np.nanmean(iou)) if np.isfinite(iou).any() else math.nan
 
@@ -208,7 +216,8 @@ def _num(x: float) -> float | None:
 def metrics_summary(cm: ConfusionMatrix, class_names: list[str]) -> dict[str, Any]:
     """The JSON-ready metrics of ``cm``; NaN values (absent classes) become None.
 
-    Keys: ``classes``, ``per_class_iou`` {name: IoU or None}, ``miou``, ``pixel_accuracy``,
+    Keys: ``classes``, ``per_class_iou`` {name: IoU or None}, ``miou``, ``miou_classes`` (the classes
+    present in the ground truth, which ``miou`` averages), ``pixel_accuracy``,
     ``mean_accuracy``, ``per_class_accuracy``, ``num_pixels`` (valid ground-truth pixels),
     ``confusion_matrix`` [[int]] (C, C) and ``void_predictions`` [int] (C,).
     """
@@ -219,6 +228,7 @@ def metrics_summary(cm: ConfusionMatrix, class_names: list[str]) -> dict[str, An
         "classes": list(class_names),
         "per_class_iou": {name: _num(v) for name, v in zip(class_names, iou.tolist(), strict=True)},
         "miou": _num(cm.miou()),
+        "miou_classes": [name for name, p in zip(class_names, cm.present().tolist(), strict=True) if p],
         "pixel_accuracy": _num(cm.pixel_accuracy()),
         "mean_accuracy": _num(float(np.nanmean(acc))) if np.isfinite(acc).any() else None,
         "per_class_accuracy": {name: _num(v) for name, v in zip(class_names, acc.tolist(), strict=True)},

@@ -36,15 +36,16 @@ __all__ = [
     "SCHEDULES",
     "AUGS",
     "EVAL_MODES",
+    "SAMPLINGS",
     "resolve_config",
     "config_to_dict",
     "config_from_dict",
-    "RESUME_FREE_FIELDS",
 ]
 
 SCHEDULES = ("mixed", "pretrain-finetune")
 AUGS = ("none", "traditional")
 EVAL_MODES = ("whole", "slide")
+SAMPLINGS = ("uniform", "rcs")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,12 @@ class TrainEvalConfig:
     supp_ratio: float | None = None  # None: every sample once per epoch (natural share)
     schedule: str = "mixed"
     pretrain_epochs: int | None = None  # pretrain-finetune only; None: half of the run
+    # How originals are drawn: every one once per epoch, or DAFormer's rare-class sampling (a class
+    # drawn with p ~ softmax((1 - pixel share) / T), then an image holding it).
+    sampling: str = "uniform"
+    rcs_temperature: float = 0.01
+    rcs_min_pixels: int = 3000  # an image "holds" a class above this many pixels at 1024x2048 (scaled by area)
+    rcs_min_crop_ratio: float = 0.5  # re-crop (up to 10 times) until the crop holds this share of rcs_min_pixels
     preset: str = "tiny"
     backbone: str = "resnet18"
     backbone_weights: str | None = None
@@ -74,10 +81,12 @@ class TrainEvalConfig:
     eval_mode: str = "whole"
     flip: bool = False
     save_predictions: bool = False
+    allow_eval_leak: bool = False  # train on --supp dirs made from the val split (metrics.json lists them)
     seed: int = 0
     device: str = "auto"
     workers: int = 2
-    label_space: str = "cityscapes"
+    label_space: str = "auto"  # a built-in name, a file, or the dataset's own (labelforge.dataset)
+    layout: str = "auto"  # of the dataset root (labelforge.layouts)
     log_every: int = 10
 
     def __post_init__(self) -> None:
@@ -85,11 +94,17 @@ class TrainEvalConfig:
             (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
             (self.aug in AUGS, f"--aug must be one of {', '.join(AUGS)}"),
             (self.eval_mode in EVAL_MODES, f"--eval-mode must be one of {', '.join(EVAL_MODES)}"),
+            (self.sampling in SAMPLINGS, f"--sampling must be one of {', '.join(SAMPLINGS)}"),
+            (self.rcs_temperature > 0, "--rcs-temperature must be positive"),
+            (self.rcs_min_pixels >= 0 and self.rcs_min_crop_ratio >= 0, "--rcs-min-pixels / crop ratio must be >= 0"),
             (self.supp_ratio is None or 0.0 <= self.supp_ratio <= 1.0, "--supp-ratio must lie in [0, 1]"),
             (self.batch_size >= 2, "--batch-size must be at least 2 (batch norm needs two samples)"),
             (self.lr > 0, "--lr must be positive"),
             ((self.epochs is None) != (self.iters is None), "give exactly one of --epochs and --iters"),
-            ((self.epochs or 1) >= 1 and (self.iters or 1) >= 1, "--epochs / --iters must be at least 1"),
+            (
+                (self.epochs is None or self.epochs >= 1) and (self.iters is None or self.iters >= 1),
+                "--epochs / --iters must be at least 1",
+            ),
             (self.eval_every >= 1, "--eval-every must be at least 1"),
             (min(self.crop) >= 8, "--crop must be at least 8x8"),
             (self.size is None or min(self.size) >= 8, "--size must be at least 8x8"),
@@ -143,14 +158,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
-# Fields a resumed run may change without changing its result.
-RESUME_FREE_FIELDS = ("out", "device", "workers", "log_every", "save_predictions")
-
 
 def resolve_config(preset: str, **overrides: Any) -> TrainEvalConfig:
     """The preset's values, then every override that is not None.
 
     ``iters`` given without ``epochs`` switches the run to an iteration budget, and vice versa.
+    ``size="native"`` means no resize (``size=None`` would mean "the preset's").
     """
     if preset not in PRESETS:
         raise LabelforgeError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
@@ -165,6 +178,8 @@ def resolve_config(preset: str, **overrides: Any) -> TrainEvalConfig:
     if "epochs" in given and "iters" not in given:
         values["iters"] = None
     values.update(given)
+    if values.get("size") == "native":
+        values["size"] = None
     # Absolute paths, so run.json names the data whatever the working directory of a resume.
     for key in ("root", "out", "backbone_weights"):
         if values.get(key) is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .._runtime import per_process_batch
 from ..errors import LabelforgeError
 from .data import epoch_length
 from .presets import TrainEvalConfig
@@ -53,9 +54,7 @@ def _phase(name: str, ratio: float, ipe: int, n_epochs: int | None, n_iters: int
 def plan_epochs(cfg: TrainEvalConfig, *, n_orig: int, n_supp: int, world: int = 1) -> list[EpochPlan]:
     """The whole run, epoch by epoch. Raises when the batch cannot be split over ``world`` processes."""
     b = cfg.batch_size
-    if b % world:
-        raise LabelforgeError(f"--batch-size {b} is not divisible by the {world} torchrun processes")
-    if b // world < 2:
+    if per_process_batch(b, world) < 2:
         raise LabelforgeError(f"--batch-size {b} gives {b // world} sample per process; batch norm needs 2")
 
     def ipe(n: int) -> int:

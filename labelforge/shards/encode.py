@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from cityscapes_tools.instances import decode_instance, is_instance
+
 __all__ = ["EncodedSample", "encode_sample", "DEFLATE_LEVEL"]
 
 DEFLATE_LEVEL = 1  # ~5x faster to read than PNG; higher levels cost write time for little size
@@ -48,8 +50,8 @@ def _label_histogram(label: np.ndarray) -> np.ndarray:
 
 
 def _instance_classes(instance: np.ndarray, num_ids: int) -> np.ndarray:
-    """Instances per label id: distinct ids >= 1000 (id*1000+k), counted by their class id*1000 // 1000."""
-    things = instance[instance >= 1000]
+    """Instances per label id: the distinct instance ids (id*1000+k), counted by the label id they decode to."""
+    things = instance[is_instance(instance)]
     out = np.zeros(num_ids, np.int64)
     if not things.size:
         return out
@@ -58,7 +60,7 @@ def _instance_classes(instance: np.ndarray, num_ids: int) -> np.ndarray:
         ids = np.flatnonzero(np.bincount(things - lo, minlength=hi - lo + 1)) + lo
     else:
         ids = np.unique(things)
-    cls = ids // 1000
+    cls, _ = decode_instance(ids)
     np.add.at(out, cls[cls < num_ids], 1)
     return out
 

@@ -1,9 +1,13 @@
-"""Shard-dir metadata: the manifest and the per-shard entries it lists (see docs/formats.md)."""
+"""Shard-dir metadata: the shard file names, the manifest and the per-shard entries it lists (docs/formats.md).
+
+This module is the only one that builds or parses a shard file name.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,9 @@ __all__ = [
     "MANIFEST_SCHEMA",
     "MANIFEST",
     "shard_name",
+    "temp_name",
+    "finished_shards",
+    "unfinished_shards",
     "file_sha256",
     "read_manifest",
     "write_manifest",
@@ -30,8 +37,33 @@ MANIFEST = "manifest.json"
 _REQUIRED = ("labelspace", "method", "config", "seed", "height", "width", "has_image", "samples_per_shard", "total")
 
 
+_NAME = re.compile(r"shard-(\d+)\.h5")
+_TEMP = re.compile(r"\.shard-(\d+)\.h5\.tmp")
+
+
 def shard_name(shard_id: int) -> str:
+    """``shard-00042.h5``: the file of shard ``shard_id`` (samples ``shard_id * samples_per_shard`` on)."""
     return f"shard-{shard_id:05d}.h5"
+
+
+def temp_name(shard_id: int) -> str:
+    """``.shard-00042.h5.tmp``: where shard ``shard_id`` is filled before it is renamed into place."""
+    return f".{shard_name(shard_id)}.tmp"
+
+
+def _by_id(shard_dir: str | Path, pattern: re.Pattern[str], glob: str) -> dict[int, Path]:
+    found = ((pattern.fullmatch(p.name), p) for p in Path(shard_dir).glob(glob))
+    return {int(m.group(1)): p for m, p in found if m}
+
+
+def finished_shards(shard_dir: str | Path) -> dict[int, Path]:
+    """The shard files in ``shard_dir`` by shard id (whether or not the manifest lists them yet)."""
+    return _by_id(shard_dir, _NAME, "shard-*.h5")
+
+
+def unfinished_shards(shard_dir: str | Path) -> dict[int, Path]:
+    """The temporary files of shards that were being filled (a killed run leaves them) by shard id."""
+    return _by_id(shard_dir, _TEMP, ".shard-*.h5.tmp")
 
 
 def file_sha256(path: str | Path) -> str:

@@ -93,24 +93,13 @@ class ShardSet:
         j = bisect.bisect_right(self._starts, i) - 1
         return j, i - self._starts[j]
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        j, r = self.locate(i)
-        f = self._file(j)
-        return {
-            "key": f["key"][r].decode() if isinstance(f["key"][r], bytes) else str(f["key"][r]),
-            "label": f["label"][r],
-            "instance": f["instance"][r],
-            "image": f["image"][r] if "image" in f else None,
-            "provenance": json.loads(f["provenance"][r]),
-            "index": int(f["index"][r]),
-        }
-
     ROW_FIELDS = ("key", "label", "instance", "image", "provenance", "index")
 
     def read_rows(self, j: int, start: int, stop: int, fields: tuple[str, ...] = ROW_FIELDS) -> dict[str, Any]:
         """Rows ``start:stop`` of shard ``j`` as whole arrays: one read per dataset, the cheapest way to
-        fetch a batch. ``provenance`` stays the stored JSON strings; ``image`` is None without photos.
-        ``fields`` picks the datasets to read (the string ones cost as much as the label maps)."""
+        fetch a batch, and the one way samples are read (``ss[i]`` and iteration go through it).
+        ``provenance`` stays the stored JSON strings; ``image`` is None without photos. ``fields``
+        picks the datasets to read (the string ones cost as much as the label maps)."""
         f = self._file(j)
         out: dict[str, Any] = {}
         for name in fields:
@@ -124,22 +113,29 @@ class ShardSet:
                 out[name] = f[name][start:stop]  # label (B, H, W) uint8, instance int32, image (B, H, W, 3)
         return out
 
+    @staticmethod
+    def _sample(rows: dict[str, Any], k: int) -> dict[str, Any]:
+        """Row ``k`` of :meth:`read_rows`'s result as one sample, its provenance parsed."""
+        return {
+            "key": rows["key"][k],
+            "label": rows["label"][k],
+            "instance": rows["instance"][k],
+            "image": None if rows["image"] is None else rows["image"][k],
+            "provenance": json.loads(rows["provenance"][k]),
+            "index": int(rows["index"][k]),
+        }
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        j, r = self.locate(i)
+        return self._sample(self.read_rows(j, r, r + 1), 0)
+
     def iter_shard(self, j: int) -> Iterator[dict[str, Any]]:
-        """The samples of shard ``j`` in order, read one chunk at a time."""
-        f = self._file(j)
-        keys = f["key"].asstr()[()]
-        prov = f["provenance"].asstr()[()]
-        index = f["index"][()]
-        has_image = "image" in f
-        for r in range(len(keys)):
-            yield {
-                "key": keys[r],
-                "label": f["label"][r],
-                "instance": f["instance"][r],
-                "image": f["image"][r] if has_image else None,
-                "provenance": json.loads(prov[r]),
-                "index": int(index[r]),
-            }
+        """The samples of shard ``j`` in order, one sample's arrays at a time (strings read once)."""
+        count = int(self.shards[j]["count"])
+        meta = self.read_rows(j, 0, count, ("key", "provenance", "index"))
+        for r in range(count):
+            row = {name: values[r : r + 1] for name, values in meta.items()}
+            yield self._sample({**row, **self.read_rows(j, r, r + 1, ("label", "instance", "image"))}, 0)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for j in range(len(self.shards)):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,11 @@ from .manifest import (
     SHARD_SCHEMA,
     entry_from_file,
     file_sha256,
+    finished_shards,
     read_manifest,
     shard_name,
+    temp_name,
+    unfinished_shards,
     write_manifest,
 )
 
@@ -51,11 +54,11 @@ _COMPRESSION = {"compression": "gzip", "compression_opts": 1}
 class _OpenShard:
     """A shard being filled: a temporary HDF5 file with datasets sized for the shard's samples."""
 
-    def __init__(self, path: Path, shard_id: int, first: int, count: int, w: ShardWriter) -> None:
+    def __init__(self, out_dir: Path, shard_id: int, first: int, count: int, w: ShardWriter) -> None:
         import h5py
 
-        self.final = path
-        self.tmp = path.with_name(f".{path.name}.tmp")
+        self.final = out_dir / shard_name(shard_id)
+        self.tmp = out_dir / temp_name(shard_id)
         self.shard_id, self.first, self.count = shard_id, first, count
         self.filled = 0
         self.keys: list[str] = []
@@ -140,7 +143,9 @@ class ShardWriter:
 
     ``shard_ids`` restricts this writer to some shards (one rank of a multi-process render); only the
     writer with ``is_main=True`` prepares the folder and finalizes the manifest. Other writers leave
-    their finished shards for the main one to collect with :meth:`collect`.
+    their finished shards for the main one to collect with :meth:`collect`. ``header`` adds keys to the
+    manifest (facts about the run fixed before it starts, such as compose's reconstruct fall-backs); the
+    shard files do not carry them.
     """
 
     def __init__(
@@ -161,6 +166,7 @@ class ShardWriter:
         overwrite: bool = False,
         shard_ids: Iterable[int] | None = None,
         is_main: bool = True,
+        header: Mapping[str, Any] | None = None,
     ) -> None:
         if total < 0 or samples_per_shard < 1 or height < 1 or width < 1:
             raise ValueError("total >= 0, samples_per_shard >= 1 and a positive size are required")
@@ -171,6 +177,7 @@ class ShardWriter:
         self.samples_per_shard, self.with_image = int(samples_per_shard), bool(with_image)
         self.deflate_images = bool(deflate_images)
         self.is_main = is_main
+        self.header = dict(header or {})
         self._meta: dict[str, Any] | None = None
         self.num_shards = -(-self.total // self.samples_per_shard)
         self.shard_ids = sorted(set(range(self.num_shards) if shard_ids is None else shard_ids))
@@ -189,7 +196,7 @@ class ShardWriter:
         return self._meta
 
     def _build_meta(self) -> dict[str, Any]:
-        return {
+        meta = {
             "labelspace": self.label_space.to_dict(),
             "labelspace_fingerprint": self.label_space.fingerprint,
             "method": self.method,
@@ -202,6 +209,10 @@ class ShardWriter:
             "samples_per_shard": self.samples_per_shard,
             "total": self.total,
         }
+        clash = meta.keys() & self.header.keys()
+        if clash:
+            raise ValueError(f"header keys {sorted(clash)} are the manifest's own")
+        return {**meta, **self.header}
 
     def file_attrs(self) -> dict[str, Any]:
         return {
@@ -214,8 +225,8 @@ class ShardWriter:
         }
 
     def _load_existing(self, resume: bool) -> None:
-        for tmp in self.out_dir.glob(".shard-*.h5.tmp"):
-            if self._shard_of_name(tmp.name[1:-4]) in self.shard_ids:
+        for sid, tmp in unfinished_shards(self.out_dir).items():
+            if sid in self.shard_ids:
                 tmp.unlink()  # an unfinished shard of a killed run: it is redone from its first sample
         if not resume or not (self.out_dir / MANIFEST).exists():
             return
@@ -237,14 +248,12 @@ class ShardWriter:
             raise InputError(self.out_dir, "cannot resume: the run's config differs from the one that started it")
         self._entries = {e["first_index"] // self.samples_per_shard: e for e in man["shards"]}
         # A shard renamed into place just before a kill may be missing from the manifest: take it back.
-        for path in self.out_dir.glob("shard-*.h5"):
-            sid = self._shard_of_name(path.name)
+        self._take_in_finished()
+
+    def _take_in_finished(self) -> None:
+        for sid, path in sorted(finished_shards(self.out_dir).items()):
             if sid not in self._entries:
                 self._entries[sid] = entry_from_file(path)
-
-    @staticmethod
-    def _shard_of_name(name: str) -> int:
-        return int(name.removeprefix("shard-").removesuffix(".h5"))
 
     # -- writing -----------------------------------------------------------------------------------
     def encode(self, label: np.ndarray, instance: np.ndarray, image: np.ndarray | None) -> EncodedSample:
@@ -316,7 +325,7 @@ class ShardWriter:
                 raise ValueError(f"shard {op.shard_id} is unfinished; samples must come in index order")
             first = sid * self.samples_per_shard
             op = self._open = _OpenShard(
-                self.out_dir / shard_name(sid), sid, first, min(self.samples_per_shard, self.total - first), self
+                self.out_dir, sid, first, min(self.samples_per_shard, self.total - first), self
             )
         if index != op.first + op.filled:
             raise ValueError(f"expected sample {op.first + op.filled}, got {index}")
@@ -333,10 +342,7 @@ class ShardWriter:
     # -- finishing ---------------------------------------------------------------------------------
     def collect(self) -> None:
         """(Main writer) take in shards finished by other writers and rewrite the manifest."""
-        for path in self.out_dir.glob("shard-*.h5"):
-            sid = self._shard_of_name(path.name)
-            if sid not in self._entries:
-                self._entries[sid] = entry_from_file(path)
+        self._take_in_finished()
         write_manifest(self.out_dir, self.meta(), list(self._entries.values()))
 
     def close(self) -> None:

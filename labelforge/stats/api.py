@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LabelforgeError
-from ..labelspace import get_label_space
 from ..progress import Progress
 from .count import NBINS, Counts, count_jobs
 from .iou import load_iou
 from .output import check_output, write_outputs
 from .result import StatsResult, summarize
-from .sources import resolve_sources, shard_counts
+from .sources import resolve_sources, resolve_stats_label_space, shard_counts
 
 __all__ = ["StatsConfig", "compute_stats", "run_stats"]
 
@@ -33,7 +32,8 @@ class StatsConfig:
 
     sources: tuple[Path, ...]
     splits: tuple[str, ...] = ("train",)
-    label_space: str = "cityscapes"
+    label_space: str = "auto"  # a built-in name, a file, or the sources' own
+    layout: str = "auto"  # of the dataset roots (labelforge.layouts)
     all_ids: bool = False  # report every label id, not only the evaluated classes
     instances: bool = True  # also read instance maps to count instances per class
     iou: Path | None = None
@@ -62,9 +62,9 @@ def _check(cfg: StatsConfig) -> None:
 def compute_stats(cfg: StatsConfig, progress: Progress | None = None) -> StatsResult:
     """Count every source and summarise; reads nothing but the inputs and writes nothing."""
     _check(cfg)
-    ls = get_label_space(cfg.label_space)
+    ls = resolve_stats_label_space(cfg.sources, cfg.label_space, cfg.layout)
     iou = None if cfg.iou is None else load_iou(cfg.iou, ls)  # before counting: a bad file fails fast
-    sources = resolve_sources(cfg.sources, cfg.splits, ls, instances=cfg.instances)
+    sources = resolve_sources(cfg.sources, cfg.splits, ls, instances=cfg.instances, layout=cfg.layout)
     valid = np.zeros(NBINS, bool)  # the ids a label map may hold
     valid[[c.id for c in ls.classes]] = True
     datasets = [s for s in sources if s.kind == "dataset"]

@@ -25,14 +25,16 @@ import cv2
 import numpy as np
 
 from cityscapes_tools.errors import DatasetFormatError
+from cityscapes_tools.instances import decode_instance, is_instance
 from cityscapes_tools.io import read_label, read_png
 
+from ..layouts.masks import MaskCodec
+from ..layouts.masks import histogram as _histogram
 from ..progress import NullProgress, Progress
 
 __all__ = ["NBINS", "Counts", "MapJob", "count_label", "count_instances", "count_map", "count_jobs"]
 
 NBINS = 256  # label maps are uint8: every possible id has its own bin
-_FLOAT32_EXACT = 1 << 24  # cv2.calcHist counts in float32, exact up to 2**24 per bin
 
 
 def _zeros() -> np.ndarray:
@@ -66,19 +68,15 @@ class Counts:
 
 @dataclass(frozen=True)
 class MapJob:
-    """One label map to count, and its instance map (None: do not count instances)."""
+    """One label map to count, and its instance map (None: do not count instances).
+
+    ``masks`` says how the map's values become label ids (another layout or label space); None is a
+    Cityscapes labelIds map, counted as stored.
+    """
 
     label: Path
     instance: Path | None = None
-
-
-def _histogram(arr: np.ndarray, bins: int) -> np.ndarray:
-    """Exact (bins,) int64 histogram of a non-negative integer map whose values are all below ``bins``."""
-    if arr.size < _FLOAT32_EXACT and arr.ndim == 2 and arr.dtype in (np.uint8, np.uint16):
-        # calcHist is ~2.5x faster than np.bincount here: bincount first widens the map to int64.
-        hist = cv2.calcHist([np.ascontiguousarray(arr)], [0], None, [bins], [0, bins])
-        return hist.reshape(bins).astype(np.int64)
-    return np.bincount(arr.reshape(-1), minlength=bins)[:bins].astype(np.int64)
+    masks: MaskCodec | None = None
 
 
 def count_label(label: np.ndarray, path: str | Path, valid: np.ndarray | None = None) -> np.ndarray:
@@ -106,14 +104,17 @@ def count_instances(instance: np.ndarray, path: str | Path, valid: np.ndarray | 
     if instance.dtype == np.uint8:  # 8-bit instance maps cannot hold an id >= 1000
         return _zeros()
     hist = _histogram(instance, 1 << 16) if instance.dtype == np.uint16 else np.bincount(instance.reshape(-1))
-    ids = np.flatnonzero(hist[1000:]) + 1000  # the distinct instance ids present
-    classes = ids // 1000
+    ids = np.flatnonzero(hist)
+    ids = ids[is_instance(ids)]  # the distinct instance ids present
+    classes, _ = decode_instance(ids)
     bad = classes >= NBINS
     if valid is not None:
         bad |= ~valid[np.minimum(classes, NBINS - 1)]
     if bad.any():
         iid = int(ids[bad][0])
-        raise DatasetFormatError(path, f"instance id {iid} names class id {iid // 1000}, outside the label space")
+        raise DatasetFormatError(
+            path, f"instance id {iid} names class id {decode_instance(iid)[0]}, outside the label space"
+        )
     return np.bincount(classes, minlength=NBINS).astype(np.int64)
 
 
@@ -132,12 +133,15 @@ def _read_instance(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 def count_map(job: MapJob, valid: np.ndarray | None = None) -> Counts:
     """Read one sample's label map (and instance map) and count it."""
-    label = read_label(job.label, check_values=False)  # ids are checked by count_label's histogram
-    pix = count_label(label, job.label, valid)
+    if job.masks is not None and not job.masks.plain:
+        pix, shape = job.masks.id_histogram(job.label)  # values checked and moved to their ids
+    else:
+        label = read_label(job.label, check_values=False)  # ids are checked by count_label's histogram
+        pix, shape = count_label(label, job.label, valid), label.shape
     inst = None
     if job.instance is not None:
-        inst = count_instances(_read_instance(job.instance, label.shape), job.instance, valid)
-    return Counts(1, label.size, pix, (pix > 0).astype(np.int64), inst)
+        inst = count_instances(_read_instance(job.instance, shape), job.instance, valid)
+    return Counts(1, shape[0] * shape[1], pix, (pix > 0).astype(np.int64), inst)
 
 
 # -- parallel reading -------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """What ``labelforge stats SOURCE...`` counts: dataset roots (one source per split) and shard dirs.
 
 A path holding ``manifest.json`` is a shard dir: its class counts come from the manifest, no sample
-is decoded. A path with a ``gtFine/`` folder is a Cityscapes-layout dataset root: its label maps are
-listed per split and counted by :mod:`labelforge.stats.count`.
+is decoded. Any other path is a dataset root of one of the layouts (:mod:`labelforge.layouts`): its
+label maps are listed per split and counted by :mod:`labelforge.stats.count`.
+
+With label space ``auto`` every source must agree: a dataset root gives its own (see
+:func:`labelforge.dataset.resolve_label_space`), a shard dir the one its manifest records.
 
 Example:
     >>> from labelforge.stats.sources import resolve_sources  # doctest: +SKIP
@@ -18,12 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset import open_dataset
+from cityscapes_tools.errors import DatasetFormatError
+
+from ..dataset import open_dataset, resolve_label_space
 from ..errors import InputError
-from ..labelspace import LabelSpace
+from ..labelspace import LabelSpace, get_label_space
+from ..layouts import Layout, resolve_layout
 from .count import NBINS, Counts, MapJob
 
-__all__ = ["Source", "resolve_sources", "shard_counts", "is_shard_dir"]
+__all__ = ["Source", "resolve_sources", "resolve_stats_label_space", "shard_counts", "is_shard_dir"]
 
 
 @dataclass(frozen=True)
@@ -46,27 +52,75 @@ def _base_name(path: Path) -> str:
     return path.name or path.resolve().name or str(path)
 
 
+def _check_path(p: Path) -> None:
+    if not p.exists():
+        raise InputError(p, "source does not exist")
+    if not p.is_dir():
+        raise InputError(p, "source is not a directory (expected a dataset root or a shard dir)")
+
+
+def _layout_of(p: Path, layout: str | Layout) -> Layout:
+    if layout not in ("auto", ""):
+        return resolve_layout(p, layout)
+    try:
+        return resolve_layout(p, layout)
+    except DatasetFormatError:
+        raise InputError(
+            p,
+            "neither a dataset root (no gtFine/ folder) nor a shard dir (no manifest.json); other layouts "
+            "look for ann_dir/ (folders), SegmentationClass/ (voc), annotations/training/ (ade20k)",
+        ) from None
+
+
+def resolve_stats_label_space(
+    paths: Sequence[str | Path], label_space: str | LabelSpace, layout: str | Layout = "auto"
+) -> LabelSpace:
+    """The label space of a stats run: as given, or for ``auto`` the first source's (each must agree)."""
+    if isinstance(label_space, LabelSpace):
+        return label_space
+    if label_space not in ("auto", ""):
+        return get_label_space(label_space)
+    found: LabelSpace | None = None
+    for p in map(Path, paths):
+        _check_path(p)
+        if is_shard_dir(p):
+            from ..shards import ShardSet
+
+            ls = ShardSet(p).label_space
+        else:
+            ls = resolve_label_space(p, _layout_of(p, layout), "auto")
+        if found is not None and ls.fingerprint != found.fingerprint:
+            raise InputError(
+                p, f"has label space {ls.name!r}, the sources before it {found.name!r}; pass --label-space"
+            )
+        found = found or ls
+    if found is None:
+        raise InputError(Path("."), "no source given")
+    return found
+
+
 def resolve_sources(
-    paths: Sequence[str | Path], splits: Sequence[str], label_space: LabelSpace, *, instances: bool = True
+    paths: Sequence[str | Path],
+    splits: Sequence[str],
+    label_space: LabelSpace,
+    *,
+    instances: bool = True,
+    layout: str | Layout = "auto",
 ) -> list[Source]:
     """Check every path and list what it holds, before anything is counted (so bad input fails fast)."""
     out: list[Source] = []
     for p in map(Path, paths):
-        if not p.exists():
-            raise InputError(p, "source does not exist")
-        if not p.is_dir():
-            raise InputError(p, "source is not a directory (expected a dataset root or a shard dir)")
+        _check_path(p)
         if is_shard_dir(p):
             method = _open_shards(p, label_space).method
             out.append(Source(name=_base_name(p), kind="shards", path=p, method=method))
-        elif (p / "gtFine").is_dir():
-            ds = open_dataset(p, label_space)
-            for split in splits:
-                samples = ds.samples(split)  # raises naming a missing or empty split
-                jobs = tuple(MapJob(s.label, s.instance if instances else None) for s in samples)
-                out.append(Source(name=f"{_base_name(p)}:{split}", kind="dataset", path=p, split=split, jobs=jobs))
-        else:
-            raise InputError(p, "neither a dataset root (no gtFine/ folder) nor a shard dir (no manifest.json)")
+            continue
+        ds = open_dataset(p, label_space, _layout_of(p, layout))
+        masks = None if ds.masks.plain else ds.masks  # Cityscapes labelIds: counted as stored, fastest
+        for split in splits:
+            samples = ds.samples(split)  # raises naming a missing or empty split
+            jobs = tuple(MapJob(s.label, s.instance if instances else None, masks) for s in samples)
+            out.append(Source(name=f"{_base_name(p)}:{split}", kind="dataset", path=p, split=split, jobs=jobs))
     return _unique_names(out)
 
 

@@ -1,0 +1,232 @@
+"""Experiment plans: parsing, every bad plan as one line with exit status 2, stage keys, the dry run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cityscapes_tools.writer import write_sample
+from labelforge.cli.app import app
+from labelforge.experiment import CONDITIONS, PlanError, build_graph, load_plan
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = REPO / "plans" / "quick.toml"
+runner = CliRunner()
+
+HEAD = """
+[plan]
+seeds = [0, 1]
+ratios = [0.5]
+classes = ["wall", "bus"]
+
+[dataset]
+synth = { train = 8, val = 4, size = "64x128" }
+
+[generator]
+preset = "tiny"
+epochs = 1
+
+[segmenter]
+iters = 2
+"""
+
+
+def _plan(tmp_path: Path, text: str, name: str = "plan.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_quick_plan_parses_into_conditions() -> None:
+    plan = load_plan(QUICK)
+    assert [c.name for c in plan.conditions] == [
+        "baseline", "no-aug", "rcs", "control", "overlay-rider", "multi", "copy-paste-multi", "oracle-multi",
+    ]  # fmt: skip
+    assert plan.seeds == (0, 1) and plan.ratios == (0.5,) and plan.schedules == ("mixed",)
+    assert plan.classes == ("rider", "fence")
+    multi = next(c for c in plan.conditions if c.name == "multi")
+    assert (multi.kind, multi.maps, multi.classes) == ("multi", "multi", ("rider", "fence"))
+    rcs = next(c for c in plan.conditions if c.kind == "rcs")
+    assert rcs.options == {"rcs_temperature": 0.01, "rcs_min_pixels": 3000, "rcs_min_crop_ratio": 0.5}
+    assert plan.dataset.synth == {"train": 16, "val": 6, "height": 64, "width": 128, "seed": 0}
+
+
+def test_overlay_without_a_class_is_one_condition_per_plan_class_and_baseline_is_added(tmp_path: Path) -> None:
+    plan = load_plan(_plan(tmp_path, HEAD + '[[conditions]]\nkind = "overlay"\n'))
+    assert [(c.name, c.classes) for c in plan.conditions] == [
+        ("baseline", ()),
+        ("overlay-wall", ("wall",)),
+        ("overlay-bus", ("bus",)),
+    ]
+
+
+# Each bad plan: (text appended to or replacing the plan, the key and problem the one line must name)
+BAD = {
+    "unknown top-level key": (HEAD + "[extras]\nx = 1\n", "extras: unknown key; valid: compose, conditions"),
+    "unknown plan key": (HEAD.replace("seeds", "colour = 1\nseeds"), "plan.colour: unknown key; valid: classes, count"),
+    "unknown segmenter key": (HEAD + "epochz = 3\n", "segmenter.epochz: unknown key; valid: aug, backbone"),
+    "unknown condition key": (HEAD + '[[conditions]]\nkind = "multi"\ncolor = 1\n', "conditions[0].color: unknown key"),
+    "unknown condition": (
+        HEAD + '[[conditions]]\nkind = "mixup"\n',
+        "conditions[0].kind: unknown condition 'mixup'; valid: baseline, no-aug, control, overlay, multi",
+    ),
+    "composite not yet": (
+        HEAD + '[[conditions]]\nkind = "composite"\n',
+        "conditions[0].kind: 'composite' needs `render --composite` from the renderer issue (#12), which has not",
+    ),
+    "filter not yet": (
+        HEAD + '[[conditions]]\nkind = "filter"\n',
+        "conditions[0].kind: 'filter' needs `labelforge filter`",
+    ),
+    "missing dataset": (
+        HEAD.replace('[dataset]\nsynth = { train = 8, val = 4, size = "64x128" }', ""),
+        "dataset: missing",
+    ),
+    "dataset root not found": (
+        HEAD.replace('synth = { train = 8, val = 4, size = "64x128" }', 'root = "no/such/root"'),
+        "dataset.root: dataset root",
+    ),
+    "class the dataset lacks": (
+        HEAD.replace('"bus"]', '"unicorn"]'),
+        "plan.classes[1]: the dataset has no evaluated class 'unicorn'; valid: road, sidewalk, building, wall",
+    ),
+    "condition class the dataset lacks": (
+        HEAD + '[[conditions]]\nkind = "overlay"\nclass = "dragon"\n',
+        "conditions[0].class[0]: the dataset has no evaluated class 'dragon'; valid: road",
+    ),
+    "ratio above 1": (HEAD.replace("[0.5]", "[0.5, 1.5]"), "plan.ratios[1]: 1.5 is outside (0, 1)"),
+    "ratio below 0": (HEAD.replace("[0.5]", "[-0.2]"), "plan.ratios[0]: -0.2 is outside (0, 1)"),
+    "schedule": (
+        HEAD.replace("seeds = [0, 1]", 'seeds = [0, 1]\nschedules = ["cosine"]'),
+        "plan.schedules[0]: unknown schedule 'cosine'; valid: mixed, pretrain-finetune",
+    ),
+    "oasis not yet": (HEAD.replace('preset = "tiny"', 'arch = "oasis"'), "generator.arch: 'oasis' is not built yet"),
+    "generator needed": (
+        HEAD.replace('[generator]\npreset = "tiny"\nepochs = 1', "") + '[[conditions]]\nkind = "multi"\n',
+        "conditions[0].kind: 'multi' renders with the generator: add a [generator] table",
+    ),
+    "bad segmenter value": (HEAD.replace("iters = 2", "iters = 0"), "segmenter: --epochs / --iters must be at least 1"),
+    "duplicate name": (
+        HEAD + '[[conditions]]\nkind = "multi"\n[[conditions]]\nkind = "multi"\n',
+        "conditions[1].name: 'multi' is used twice",
+    ),
+    "not toml": ("[plan\nseeds = ", "not valid TOML"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_plan_is_one_line_naming_the_key_and_writes_nothing(tmp_path: Path, case: str) -> None:
+    text, message = BAD[case]
+    plan = _plan(tmp_path, text)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["experiment", str(plan), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {plan}: "), res.output
+    assert message in lines[0], lines[0]
+    assert not out.exists()
+
+
+def test_oracle_needs_a_dataset_with_a_painter(tmp_path: Path) -> None:
+    import numpy as np
+
+    root = tmp_path / "real"
+    for split in ("train", "val"):
+        write_sample(root, split, "city_000000_000019", label=np.full((32, 64), 7, np.uint8))
+    text = HEAD.replace('synth = { train = 8, val = 4, size = "64x128" }', f'root = "{root}"')
+    with pytest.raises(PlanError, match=r"conditions\[0\]\.kind: 'oracle' paints with the mini-Cityscapes painter"):
+        load_plan(_plan(tmp_path, text + '[[conditions]]\nkind = "oracle"\n'))
+    (root / "synth.json").write_text("{}")  # a root written by `labelforge synth` has the painter
+    assert [c.kind for c in load_plan(_plan(tmp_path, text + '[[conditions]]\nkind = "oracle"\n')).conditions] == [
+        "baseline",
+        "oracle",
+    ]
+
+
+def test_every_kind_not_built_yet_is_named_in_the_registry() -> None:
+    assert {"composite", "filter"} <= set(CONDITIONS)
+    assert {"baseline", "no-aug", "control", "overlay", "multi", "reconstruct", "copy-paste", "oracle", "rcs"} <= set(
+        CONDITIONS
+    )
+
+
+def _keys(plan_path: Path) -> dict[str, str]:
+    return {f"{s.kind} {s.label}": s.key for s in build_graph(load_plan(plan_path)).stages}
+
+
+def test_same_plan_same_keys_and_one_option_changes_only_its_dependants(tmp_path: Path) -> None:
+    text = QUICK.read_text()
+    base = _keys(QUICK)
+    assert base == _keys(_plan(tmp_path, text, "copy.toml"))  # another file, same content: same keys
+    assert len(base) == 28 and len(set(base.values())) == 28
+
+    def changed(new_text: str) -> set[str]:
+        keys = _keys(_plan(tmp_path, new_text, "changed.toml"))
+        assert set(keys) == set(base)
+        return {name for name in base if keys[name] != base[name]}
+
+    runs = {n for n in base if n.startswith("train-eval")}
+    # a segmenter option: every run and the report, no data stage
+    assert changed(text.replace("iters = 3", "iters = 5")) == runs | {"report report"}
+    # a runtime option (not keyed): nothing
+    assert changed(text.replace("workers = 0", "workers = 2")) == set()
+    # the generator: it, the renders it makes, their runs, the report; not the oracle, copy-paste or baselines
+    gan = changed(text.replace("epochs = 1", "epochs = 2"))
+    assert "train-generator pix2pixhd-tiny" in gan and "render oracle-multi-rider-fence-r0.5" not in gan
+    assert {n for n in gan if n.startswith("render")} == {
+        "render gan-identity-r0.5", "render gan-overlay-rider-r0.5", "render gan-multi-rider-fence-r0.5",
+    }  # fmt: skip
+    assert {n for n in gan if n.startswith("train-eval")} == {
+        n for n in runs if n.split()[1].startswith(("control", "overlay", "multi"))
+    }
+    # a compose option: every compose and what depends on it, but not the dataset, generator or plain runs
+    comp = changed(text.replace("min_area = 10", "min_area = 12"))
+    assert {n.split()[0] for n in comp} == {"compose", "render", "train-eval", "report"}
+    assert not any(n.split()[1].startswith(("baseline", "no-aug", "rcs")) for n in comp)
+    # the dataset: everything
+    assert changed(text.replace("seed = 0 }", "seed = 1 }")) == set(base)
+
+
+def test_dry_run_prints_the_graph_and_runs_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["experiment", str(QUICK), "--out", str(out), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "28 stages" in res.output and "0 done, 0 to resume, 28 to run" in res.output
+    for text in ("synth", "train-generator", "oracle-multi-rider-fence-r0.5", "copy-paste-multi-r0.5-mixed-s1"):
+        assert text in res.output
+    assert "2, 12-27" in res.output  # the report needs the stats and every run
+    assert not out.exists()
+
+
+def test_import_and_dry_run_stay_light(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from labelforge.experiment import ExperimentConfig, run_experiment\n"
+        f"run_experiment(ExperimentConfig(plan={str(QUICK)!r}, out={str(tmp_path / 'o')!r}, dry_run=True))\n"
+        "print(','.join(m for m in ('torch', 'matplotlib', 'h5py', 'scipy', 'submitit') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == ""
+
+
+def test_slurm_waves_group_independent_stages() -> None:
+    from labelforge.experiment.runner import StageRun
+    from labelforge.experiment.slurm import waves
+
+    graph = build_graph(load_plan(QUICK))
+    groups = waves([StageRun(s, "run") for s in graph.stages])
+    kinds = [sorted({r.stage.kind for r in g}) for g in groups]
+    assert kinds == [
+        ["synth"],
+        ["compose", "stats", "train-eval", "train-generator"],  # the plain runs need only the dataset
+        ["render", "train-eval"],  # copy-paste trains on its compose output
+        ["train-eval"],
+        ["report"],
+    ]
+    assert [len(g) for g in groups] == [1, 1 + 1 + 4 + 6, 4 + 2, 8, 1]
+    done = [StageRun(s, "run") for s in graph.stages if s.kind in ("train-eval", "report")]
+    assert [len(g) for g in waves(done)] == [16, 1]  # with the data finished: all runs at once
