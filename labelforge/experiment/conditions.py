@@ -14,7 +14,8 @@ kind is one class here plus, when it needs a new kind of stage, one adapter.
 | overlay / multi / reconstruct | composed maps, rendered by the generator |
 | copy-paste | overlay or multi maps carrying their donors' real pixels |
 | oracle | composed maps painted by the mini-Cityscapes painter: what a perfect generator would give |
-| composite, filter | refused until the renderer issue (#12) lands |
+| composite | overlay or multi maps rendered with ``render --composite``: real photos, generated pasted objects |
+| filter | refused until ``labelforge filter`` lands |
 
 Example:
     >>> sorted(CONDITIONS)[:3]
@@ -188,6 +189,20 @@ class CopyPaste(Oracle):
         return g.compose(cond.maps, cond.classes, ratio, cond.options, copy_paste=True)
 
 
+class Composite(Oracle):
+    """The maps of overlay or multi rendered by the generator with ``--composite``: each base map's real
+    photo everywhere but around the pasted objects, which alone are synthesized."""
+
+    name, keys, valid_maps, uses_generator = "composite", ("maps", "class", "classes"), ("overlay", "multi"), True
+
+    def check(self, sec: Section, dataset: DatasetSpec, generator: GeneratorSpec | None) -> None:
+        ConditionKind.check(self, sec, dataset, generator)
+
+    def data(self, cond: ConditionSpec, g: GraphBuilder, ratio: float) -> Stage | None:
+        assert cond.maps is not None
+        return g.render(g.compose(cond.maps, cond.classes, ratio, cond.options), oracle=False, composite=True)
+
+
 class NotYet(ConditionKind):
     """A kind whose stages another issue builds: named, so the plan can refuse it clearly."""
 
@@ -211,7 +226,7 @@ CONDITIONS: dict[str, ConditionKind] = {
         CopyPaste(),
         Oracle(),
         RareClassSampling(),
-        NotYet("composite", "`render --composite` from the renderer issue (#12)"),
+        Composite(),
         NotYet("filter", "`labelforge filter` from the renderer issue (#12)"),
     )
 }

@@ -51,6 +51,7 @@ class Arch:
     renderer_path: str  # "module:function" (checkpoint, label space, device, RenderConfig) -> renderer
     format: str  # checkpoint format tag
     stochastic: bool  # renders draw noise: several different photos per map
+    unused: tuple[str, ...] = ()  # TrainConfig fields this architecture does not train with
 
     def preset(self, name: str) -> tuple[Any, TrainConfig]:
         """The architecture config and training defaults of preset ``name``; unknown names list the valid ones."""
@@ -97,6 +98,7 @@ ARCHS: dict[str, Arch] = {
             renderer_path="labelforge.gan.oasis.trainer:oasis_renderer",
             format=OASIS_FORMAT,
             stochastic=True,
+            unused=("vgg_weights",),  # OASIS needs no VGG loss: its discriminator segments
         ),
     )
 }
