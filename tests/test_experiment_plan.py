@@ -45,6 +45,7 @@ def test_quick_plan_parses_into_conditions() -> None:
     plan = load_plan(QUICK)
     assert [c.name for c in plan.conditions] == [
         "baseline", "no-aug", "rcs", "control", "overlay-rider", "multi", "copy-paste-multi", "oracle-multi",
+        "filter-multi",
     ]  # fmt: skip
     assert plan.seeds == (0, 1) and plan.ratios == (0.5,) and plan.schedules == ("mixed",)
     assert plan.classes == ("rider", "fence")
@@ -78,10 +79,16 @@ BAD = {
         HEAD + '[[conditions]]\nkind = "composite"\nmaps = "reconstruct"\n',
         "conditions[0].maps: unknown maps 'reconstruct'; valid: overlay, multi",
     ),
-    "filter not yet": (
-        HEAD + '[[conditions]]\nkind = "filter"\n',
-        "conditions[0].kind: 'filter' needs `labelforge filter`",
+    "filter factor": (
+        HEAD + '[[conditions]]\nkind = "filter"\nfactor = 0\n',
+        "conditions[0].factor: must be positive, got 0",
     ),
+    "filter needs the generator": (
+        HEAD.replace('[generator]\npreset = "tiny"\nepochs = 1', "") + '[[conditions]]\nkind = "filter"\n',
+        "conditions[0].kind: 'filter' renders with the generator: add a [generator] table",
+    ),
+    "unknown quality key": (HEAD + "[quality]\nsamples = 3\n", "quality.samples: unknown key; valid: batch_size"),
+    "quality value": (HEAD + "[quality]\nmax_images = 1\n", "quality.max_images: must be at least 2"),
     "missing dataset": (
         HEAD.replace('[dataset]\nsynth = { train = 8, val = 4, size = "64x128" }', ""),
         "dataset: missing",
@@ -178,11 +185,55 @@ def test_an_oasis_generator_with_k_renders_and_composite_conditions(tmp_path: Pa
     assert comp.inputs["generator"] is gen
 
 
-def test_every_kind_not_built_yet_is_named_in_the_registry() -> None:
-    assert {"composite", "filter"} <= set(CONDITIONS)
-    assert {"baseline", "no-aug", "control", "overlay", "multi", "reconstruct", "copy-paste", "oracle", "rcs"} <= set(
-        CONDITIONS
-    )
+def test_the_registry_holds_every_kind_of_the_design_and_nothing_else() -> None:
+    assert set(CONDITIONS) == {
+        "baseline",
+        "no-aug",
+        "control",
+        "overlay",
+        "multi",
+        "reconstruct",
+        "copy-paste",
+        "oracle",
+        "rcs",
+        "composite",
+        "filter",
+    }
+
+
+def test_filter_condition_is_judged_by_the_first_seeds_baseline_right_after_it_trains(tmp_path: Path) -> None:
+    text = HEAD + '[[conditions]]\nkind = "filter"\nmaps = "overlay"\nclass = "wall"\nfactor = 2\n'
+    plan = load_plan(_plan(tmp_path, text))
+    cond = plan.conditions[1]
+    assert (cond.name, cond.kind, cond.maps, cond.classes) == ("filter-overlay-wall", "filter", "overlay", ("wall",))
+    assert cond.options == {"factor": 2.0}
+    graph = build_graph(plan)
+    names = [f"{s.kind} {s.label}" for s in graph.stages]
+    filt = next(s for s in graph.stages if s.kind == "filter")
+    judge = filt.inputs["segmenter"]
+    assert judge.kind == "train-eval" and judge.meta["condition"] == "baseline" and judge.meta["seed"] == 0
+    assert filt.inputs["shards"].label == "gan-overlay-wall-r0.5" and filt.params == {"factor": 2.0}
+    # the filter and the quality of the filtered shards come right after the judge, before the runs still to go
+    at = names.index("train-eval baseline-s0")
+    assert [n.split()[0] for n in names[at + 1 : at + 4]] == ["filter", "quality", "train-eval"]
+    assert names.index("train-eval filter-overlay-wall-r0.5-mixed-s0") > at + 2
+    runs = [s for s in graph.stages if s.kind == "train-eval" and s.meta["condition"] == "filter-overlay-wall"]
+    assert {r.inputs["supp"].key for r in runs} == {filt.key}
+    # the report reads the quality of the row's training shards and the filter's record
+    row = next(r for r in graph.report.params["rows"] if r["name"] == "filter-overlay-wall")
+    assert graph.report.inputs[row["filter"]] is filt
+    assert graph.report.inputs[row["quality"]].inputs["shards"] is filt
+    assert graph.report.params["judge"] == {"condition": "baseline", "seed": 0}
+
+
+def test_quality_stages_can_be_turned_off(tmp_path: Path) -> None:
+    text = HEAD + '[quality]\nenabled = false\n[[conditions]]\nkind = "multi"\n'
+    graph = build_graph(load_plan(_plan(tmp_path, text)))
+    assert not any(s.kind == "quality" for s in graph.stages)
+    assert all("quality" not in r for r in graph.report.params["rows"])
+    on = build_graph(load_plan(_plan(tmp_path, HEAD + '[quality]\nmax_images = 4\n[[conditions]]\nkind = "multi"\n')))
+    q = next(s for s in on.stages if s.kind == "quality")
+    assert q.params == {"max_images": 4, "max_real": None, "inception_weights": None}
 
 
 def _keys(plan_path: Path) -> dict[str, str]:
@@ -193,7 +244,7 @@ def test_same_plan_same_keys_and_one_option_changes_only_its_dependants(tmp_path
     text = QUICK.read_text()
     base = _keys(QUICK)
     assert base == _keys(_plan(tmp_path, text, "copy.toml"))  # another file, same content: same keys
-    assert len(base) == 28 and len(set(base.values())) == 28
+    assert len(base) == 37 and len(set(base.values())) == 37
 
     def changed(new_text: str) -> set[str]:
         keys = _keys(_plan(tmp_path, new_text, "changed.toml"))
@@ -201,8 +252,10 @@ def test_same_plan_same_keys_and_one_option_changes_only_its_dependants(tmp_path
         return {name for name in base if keys[name] != base[name]}
 
     runs = {n for n in base if n.startswith("train-eval")}
-    # a segmenter option: every run and the report, no data stage
-    assert changed(text.replace("iters = 3", "iters = 5")) == runs | {"report report"}
+    judged = {n for n in base if n.startswith(("filter", "quality"))}  # the baseline of seed 0 is their judge
+    assert len(judged) == 7
+    # a segmenter option: every run, what the judge measures, and the report; no data stage
+    assert changed(text.replace("iters = 3", "iters = 5")) == runs | judged | {"report report"}
     # a runtime option (not keyed): nothing
     assert changed(text.replace("workers = 0", "workers = 2")) == set()
     # the generator: it, the renders it makes, their runs, the report; not the oracle, copy-paste or baselines
@@ -212,11 +265,15 @@ def test_same_plan_same_keys_and_one_option_changes_only_its_dependants(tmp_path
         "render gan-identity-r0.5", "render gan-overlay-rider-r0.5", "render gan-multi-rider-fence-r0.5",
     }  # fmt: skip
     assert {n for n in gan if n.startswith("train-eval")} == {
-        n for n in runs if n.split()[1].startswith(("control", "overlay", "multi"))
+        n for n in runs if n.split()[1].startswith(("control", "overlay", "multi", "filter"))
     }
+    assert {n for n in gan if n.startswith(("filter", "quality"))} == {
+        "filter gan-multi-rider-fence-r0.5-f1.25", "quality gan-identity-r0.5", "quality gan-overlay-rider-r0.5",
+        "quality gan-multi-rider-fence-r0.5", "quality gan-multi-rider-fence-r0.5-f1.25",
+    }  # fmt: skip
     # a compose option: every compose and what depends on it, but not the dataset, generator or plain runs
     comp = changed(text.replace("min_area = 10", "min_area = 12"))
-    assert {n.split()[0] for n in comp} == {"compose", "render", "train-eval", "report"}
+    assert {n.split()[0] for n in comp} == {"compose", "render", "filter", "train-eval", "quality", "report"}
     assert not any(n.split()[1].startswith(("baseline", "no-aug", "rcs")) for n in comp)
     # the dataset: everything
     assert changed(text.replace("seed = 0 }", "seed = 1 }")) == set(base)
@@ -226,10 +283,10 @@ def test_dry_run_prints_the_graph_and_runs_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = runner.invoke(app, ["experiment", str(QUICK), "--out", str(out), "--dry-run"])
     assert res.exit_code == 0, res.output
-    assert "28 stages" in res.output and "0 done, 0 to resume, 28 to run" in res.output
+    assert "37 stages" in res.output and "0 done, 0 to resume, 37 to run" in res.output
     for text in ("synth", "train-generator", "oracle-multi-rider-fence-r0.5", "copy-paste-multi-r0.5-mixed-s1"):
         assert text in res.output
-    assert "2, 12-27" in res.output  # the report needs the stats and every run
+    assert "2, 12-36" in res.output  # the report needs the stats, every run and every quality stage
     assert not out.exists()
 
 
@@ -254,10 +311,11 @@ def test_slurm_waves_group_independent_stages() -> None:
     assert kinds == [
         ["synth"],
         ["compose", "stats", "train-eval", "train-generator"],  # the plain runs need only the dataset
-        ["render", "train-eval"],  # copy-paste trains on its compose output
-        ["train-eval"],
+        ["quality", "render", "train-eval"],  # copy-paste trains on its compose output, judged by baseline s0
+        ["filter", "quality", "train-eval"],
+        ["quality", "train-eval"],  # the runs on filtered renders
         ["report"],
     ]
-    assert [len(g) for g in groups] == [1, 1 + 1 + 4 + 6, 4 + 2, 8, 1]
+    assert [len(g) for g in groups] == [1, 1 + 1 + 4 + 6, 4 + 2 + 1, 1 + 4 + 8, 1 + 2, 1]
     done = [StageRun(s, "run") for s in graph.stages if s.kind in ("train-eval", "report")]
-    assert [len(g) for g in waves(done)] == [16, 1]  # with the data finished: all runs at once
+    assert [len(g) for g in waves(done)] == [18, 1]  # with the data and the judge's stages finished: all runs at once

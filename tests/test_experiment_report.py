@@ -92,3 +92,39 @@ def test_written_report_has_markdown_json_and_a_self_contained_page(tmp_path: Pa
     assert doc["ratio_curves"] == {"oracle": ["oracle r0.3", "oracle r0.6"]}
     page = (tmp_path / "report" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 1 and "<table>" in page
+
+
+def test_quality_of_the_training_shards_stands_beside_each_condition(tmp_path: Path) -> None:
+    from labelforge.report.experiment_tables import quality_table
+
+    inputs = {}
+    for name, m in RUNS.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(m))
+        inputs[name] = tmp_path / name
+    quality = {
+        "samples": 12,
+        "consistency": {"miou": 0.3, "augmented_miou": 0.125, "rest_miou": 0.5, "augmented_classes": ["wall"]},
+        "feature_distance": {"value": 21.5, "kind": "segmenter_fd", "label": "segmenter features; not FID"},
+    }
+    filt = {"filter": {"factor": 1.25}, "total": {"pixels": 800, "dropped": 100, "share": 0.125},
+            "classes": {"wall": {"share": 0.5}, "road": {"share": 0.0}}}  # fmt: skip
+    for name, doc, file in (("q", quality, "quality.json"), ("f", filt, "filter.json")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / file).write_text(json.dumps(doc))
+        inputs[name] = tmp_path / name
+    rows = [PARAMS["rows"][0], {**PARAMS["rows"][1], "name": "filter", "kind": "filter", "quality": "q", "filter": "f"}]
+    params = {**PARAMS, "rows": rows, "judge": {"condition": "baseline", "seed": 0}}
+    write_experiment_report(params, inputs, tmp_path / "report")
+    doc = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert doc["rows"][0]["quality"] is None and doc["rows"][1]["quality"]["augmented_miou"] == 0.125
+    assert doc["rows"][1]["filter"] == {"factor": 1.25, "pixels": 800, "dropped": 100, "share": 0.125,
+                                        "classes": {"wall": 0.5, "road": 0.0}}  # fmt: skip
+    header, cells = quality_table(doc)
+    assert header[1:4] == ["consistency augmented", "consistency other", "feature distance"]
+    assert cells == [["filter r0.3", "12.50", "50.00", "21.50", "12.50% (x1.25)"]]  # baseline: no shards, no line
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## Render quality of the training shards" in md and "| filter r0.3 | 12.50 | 50.00 | 21.50 |" in md
+    assert "the baseline run of seed 0" in md and "not FID" in md
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "Render quality of the training shards" in page and "<td>12.50% (x1.25)</td>" in page

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from labelforge.experiment import ExperimentConfig, ExperimentResult, run_experiment
+from labelforge.shards import ShardSet
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "plans" / "quick.toml"
@@ -65,12 +66,12 @@ def _numbers(report: dict) -> list:
 
 def test_quick_plan_writes_the_report(finished: ExperimentResult) -> None:
     out = finished.out
-    assert finished.ran == 28 and all(r.status == "run" for r in finished.stages)
+    assert finished.ran == 37 and all(r.status == "run" for r in finished.stages)
     rep = json.loads((out / "report" / "report.json").read_text())
     assert rep == finished.report
     assert [r["label"] for r in rep["rows"]] == [
         "baseline", "no-aug", "rcs", "control r0.5", "overlay-rider r0.5", "multi r0.5", "copy-paste-multi r0.5",
-        "oracle-multi r0.5",
+        "oracle-multi r0.5", "filter-multi r0.5",
     ]  # fmt: skip
     assert all(r["seeds"] == [0, 1] for r in rep["rows"])
     base = rep["rows"][0]
@@ -99,9 +100,40 @@ def test_quick_plan_writes_the_report(finished: ExperimentResult) -> None:
     import cv2
 
     grid = cv2.imread(str(out / "report" / "training_data.png"))
-    assert grid is not None and grid.shape[1] > grid.shape[0]  # 8 rows of 3 photo | label pairs
+    assert grid is not None and grid.shape[1] > grid.shape[0]  # 9 rows of 3 photo | label pairs
     summary = json.loads((out / "experiment.json").read_text())
     assert summary["harness_seconds"] < 0.05 * summary["seconds"]
+
+
+def test_filter_condition_and_render_quality_judged_by_the_first_seeds_baseline(finished: ExperimentResult) -> None:
+    out = finished.out
+    stages = {f"{r.stage.kind} {r.stage.label}": r.stage for r in finished.stages}
+    judge = stages["train-eval baseline-s0"].output(out)
+    filt = stages["filter gan-multi-rider-fence-r0.5-f1.25"]
+    record = ShardSet(filt.output(out)).config
+    assert record["filter"]["segmenter"] == str(judge.resolve()) and record["filter"]["factor"] == 1.25
+    assert record["filter"]["input"] == str(stages["render gan-multi-rider-fence-r0.5"].output(out).resolve())
+    assert record["classes"] == ["rider", "fence"] and record["render"]["renderer"] == "pix2pixhd"
+    assert list((out / "cache" / "filter").glob("*.json"))  # the judge's class means, cached for the plan
+    rep = finished.report
+    rows = {r["label"]: r for r in rep["rows"]}
+    metrics = json.loads((Path(rows["filter-multi r0.5"]["runs"][0]) / "metrics.json").read_text())
+    assert metrics["data"]["supplementary"][0]["path"] == str(filt.output(out))
+    assert metrics["augmented_classes"] == ["fence", "rider"]
+    doc = json.loads((filt.output(out) / "filter.json").read_text())
+    assert rows["filter-multi r0.5"]["filter"]["dropped"] == doc["total"]["dropped"]
+    # every condition that trains on shards has their quality beside it, measured by the same judge
+    with_shards = {"control r0.5", "overlay-rider r0.5", "multi r0.5", "copy-paste-multi r0.5", "oracle-multi r0.5",
+                   "filter-multi r0.5"}  # fmt: skip
+    assert {label for label, r in rows.items() if r["quality"] is not None} == with_shards
+    for r in finished.stages:
+        if r.stage.kind == "quality":
+            q = json.loads((r.stage.output(out) / "quality.json").read_text())
+            assert q["segmenter"] == str(judge.resolve())
+    q_multi = json.loads((stages["quality gan-multi-rider-fence-r0.5"].output(out) / "quality.json").read_text())
+    assert rows["multi r0.5"]["quality"]["rest_miou"] == q_multi["consistency"]["rest_miou"]
+    assert rows["multi r0.5"]["quality"]["fd"] == q_multi["feature_distance"]["value"]
+    assert "Render quality of the training shards" in (out / "report" / "report.html").read_text()
 
 
 def test_rerunning_a_finished_plan_does_no_work(finished: ExperimentResult) -> None:
@@ -123,7 +155,7 @@ def test_changed_option_reruns_only_its_dependants(finished: ExperimentResult, t
         status[r.stage.kind].add(r.status)
     assert status == {
         "synth": {"done"}, "stats": {"done"}, "train-generator": {"done"}, "compose": {"done"}, "render": {"done"},
-        "train-eval": {"run"}, "report": {"run"},
+        "train-eval": {"run"}, "report": {"run"}, "filter": {"run"}, "quality": {"run"},  # new judge
     }  # fmt: skip
 
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torchvision.models import resnet18
 
 from labelforge.errors import InputError, LabelforgeError
+from labelforge.seg.backbones import BackboneSpec, parse_backbone
 from labelforge.seg.data import MixSampler, PairTransform, epoch_length
 from labelforge.seg.predict import predict_probs
 from labelforge.seg.presets import resolve_config
@@ -32,6 +33,60 @@ def test_basic_block_backbone_dilation_pattern() -> None:
     assert [(b.conv1.dilation[0], b.conv2.dilation[0]) for b in bb.layer4] == [(2, 4), (4, 4)]
     assert all(b.conv1.stride == (1, 1) and b.downsample[0].stride == (1, 1) for b in (bb.layer3[0], bb.layer4[0]))
     assert bb.layer2[0].conv1.stride == (2, 2)
+
+
+def test_width_1_is_torchvisions_resnet_weight_for_weight() -> None:
+    # The tiny and paper models must not change: width 1 builds the backbone through torchvision itself.
+    torch.manual_seed(3)
+    ours = pspnet(backbone="resnet18", num_classes=19).backbone.state_dict()
+    torch.manual_seed(3)
+    ref = {k: v for k, v in resnet18(weights=None).state_dict().items() if not k.startswith("fc.")}
+    ref = {k.replace("conv1.", "stem.0.", 1) if k.startswith("conv1.") else k: v for k, v in ref.items()}
+    ref = {k.replace("bn1.", "stem.1.", 1) if k.startswith("bn1.") else k: v for k, v in ref.items()}
+    assert ours.keys() == ref.keys() and all(torch.equal(ours[k], ref[k]) for k in ref)
+    assert sum(p.numel() for p in pspnet(backbone="resnet18", num_classes=19).parameters()) == 16_764_262
+
+
+def test_half_width_parameter_count_by_hand() -> None:
+    # ResNet-18 at width 0.5: stem 32, stages 32/64/128/256 channels (BasicBlock: two 3x3 convs + BN,
+    # a 1x1 conv + BN shortcut where the shape changes).
+    stem = 3 * 32 * 49 + 2 * 32
+    layer1 = 2 * (2 * 32 * 32 * 9 + 4 * 32)
+    layer2 = (32 * 64 * 9 + 64 * 64 * 9 + 4 * 64 + 32 * 64 + 2 * 64) + (2 * 64 * 64 * 9 + 4 * 64)
+    layer3 = (64 * 128 * 9 + 128 * 128 * 9 + 4 * 128 + 64 * 128 + 2 * 128) + (2 * 128 * 128 * 9 + 4 * 128)
+    layer4 = (128 * 256 * 9 + 256 * 256 * 9 + 4 * 256 + 128 * 256 + 2 * 256) + (2 * 256 * 256 * 9 + 4 * 256)
+    ppm = 4 * (256 * 64 + 2 * 64)  # four bins, each 1x1 conv to 256 / 4 + BN
+    fuse = 512 * 256 * 9 + 2 * 256  # 3x3 fusion conv: 512 * width channels
+    aux = 128 * 128 * 9 + 2 * 128 + 128 * 19 + 19  # aux conv: 256 * width channels
+    total = stem + layer1 + layer2 + layer3 + layer4 + ppm + fuse + 256 * 19 + 19 + aux
+    for name in ("resnet18-w0.5", "resnet18-w0.5-os16"):  # the output stride changes no weight
+        model = pspnet(backbone=name, num_classes=19)
+        assert sum(p.numel() for p in model.parameters()) == total == 4_200_134
+        assert model.head.fuse[0].out_channels == 256 and model.aux_head.conv[0].out_channels == 128
+
+
+def test_output_stride_16_dilates_layer4_only() -> None:
+    model = pspnet(backbone="resnet18-w0.5-os16", num_classes=19).eval()
+    with torch.no_grad():
+        f3, f4 = model.backbone(torch.zeros(1, 3, 64, 96))
+        out = model(torch.zeros(1, 3, 64, 96))["out"]
+    assert f3.shape == (1, 128, 4, 6) and f4.shape == (1, 256, 4, 6)  # 1/16 of the input
+    assert out.shape == (1, 19, 64, 96)
+    bb = model.backbone
+    assert bb.layer3[0].conv1.stride == (2, 2) and all(b.conv2.dilation == (1, 1) for b in bb.layer3)
+    assert [(b.conv1.dilation[0], b.conv2.dilation[0]) for b in bb.layer4] == [(1, 2), (2, 2)]
+    r50 = pspnet(backbone="resnet50-os16").backbone
+    assert [b.conv2.dilation[0] for b in r50.layer4] == [1, 2, 2] and r50.layer3[0].conv2.stride == (2, 2)
+
+
+def test_backbone_names() -> None:
+    assert parse_backbone("resnet18") == BackboneSpec("resnet18", 1.0, 8)
+    assert parse_backbone("resnet34-w0.25-os16") == BackboneSpec("resnet34", 0.25, 16)
+    for bad, match in [("resnet19", "valid: resnet18"), ("resnet18-os32", "output stride"), ("resnet18-w0", "width")]:
+        with pytest.raises(LabelforgeError, match=match):
+            parse_backbone(bad)
+    with pytest.raises(LabelforgeError, match="valid: resnet18"):
+        resolve_config("tiny", root="r", out="o", backbone="resnet18-half")  # refused before a run dir exists
 
 
 def test_outputs_at_input_size_with_aux_in_training_only() -> None:

@@ -109,6 +109,16 @@ def _write_meta(root: Path, meta: dict[str, Any]) -> None:
     atomic_write_bytes(root / "synth.json", (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
 
 
+def _check_config(meta_path: Path, config: dict[str, Any]) -> None:
+    """A resumed root must have been made with the same configuration."""
+    try:
+        old = json.loads(meta_path.read_text(encoding="utf-8")).get("config")
+    except (OSError, ValueError):
+        raise DatasetFormatError(meta_path, "unreadable; cannot check what this dataset was made with") from None
+    if old != config:
+        raise DatasetFormatError(meta_path, f"dataset was made with {old}, not {config}; use --overwrite")
+
+
 def generate_dataset(
     out: str | Path,
     *,
@@ -133,12 +143,7 @@ def generate_dataset(
     meta_path = root / "synth.json"
     config = asdict(cfg)
     if resume and meta_path.exists():
-        try:
-            old = json.loads(meta_path.read_text(encoding="utf-8")).get("config")
-        except (OSError, ValueError):
-            raise DatasetFormatError(meta_path, "unreadable; cannot check what this dataset was made with") from None
-        if old != config:
-            raise DatasetFormatError(meta_path, f"dataset was made with {old}, not {config}; use --overwrite")
+        _check_config(meta_path, config)
     meta: dict[str, Any] = {"generator": "cityscapes_tools.synth", "config": config, "finished": False}
     _write_meta(root, meta)  # written first too, so --resume can check the configuration
 

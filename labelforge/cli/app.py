@@ -37,9 +37,9 @@ def _root(
 
 def _register() -> None:
     # Command modules import only typer/rich at module level, so --help stays fast.
-    from . import check, compose, experiment, generator, labelspace, quality, report, segment, stats, synth
+    from . import check, compose, experiment, filter, generator, labelspace, quality, report, segment, stats, synth
 
-    for mod in (synth, check, stats, compose, generator, quality, segment, report, experiment, labelspace):
+    for mod in (synth, check, stats, compose, generator, quality, filter, segment, report, experiment, labelspace):
         mod.register(app)
 
 

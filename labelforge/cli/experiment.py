@@ -39,12 +39,15 @@ def _stage_table(res: Any) -> Any:
 
 
 def _result_table(doc: dict[str, Any]) -> Any:
-    from rich.table import Table
-
     from ..report.experiment_tables import legend, summary_table
 
-    header, rows = summary_table(doc)
-    table = Table(title=doc["title"], caption=legend(doc), caption_justify="left")
+    return _rich(doc["title"], legend(doc), *summary_table(doc))
+
+
+def _rich(title: str, caption: str, header: list[str], rows: list[Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption, caption_justify="left")
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i == 0 else "right")
     for row in rows:
@@ -94,7 +97,12 @@ def experiment(
         console.print(f"{counts['done']} done, {counts['resume']} to resume, {counts['run']} to run")
         return
     if res.report is not None:
+        from ..report.experiment_tables import quality_legend, quality_table
+
         console.print(_result_table(res.report))
+        header, rows = quality_table(res.report)
+        if rows:
+            console.print(_rich("render quality of the training shards", quality_legend(res.report), header, rows))
     finished = len(res.stages) - res.ran
     overhead = res.seconds - res.stage_seconds
     console.print(

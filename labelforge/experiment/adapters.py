@@ -2,14 +2,15 @@
 
 This is the only module of the experiment package that knows the library functions' signatures
 (``generate_dataset``, ``run_stats``, ``train_generator``, ``run_compose``, ``render_shards``,
-``train_eval``, the experiment report). When one of them changes, its adapter here is the one
-place to follow it. Every adapter imports its library lazily (torch stays out of dry runs) and
-returns a small JSON-able summary that goes into the stage's ``stage.json``.
+``run_filter``, ``train_eval``, ``measure_quality``, the experiment report). When one of them
+changes, its adapter here is the one place to follow it. Every adapter imports its library lazily
+(torch stays out of dry runs) and returns a small JSON-able summary that goes into the stage's
+``stage.json``.
 
 Example:
     >>> from labelforge.experiment.adapters import ADAPTERS
     >>> sorted(ADAPTERS)
-    ['compose', 'render', 'report', 'stats', 'synth', 'train-eval', 'train-generator']
+    ['compose', 'filter', 'quality', 'render', 'report', 'stats', 'synth', 'train-eval', 'train-generator']
 """
 
 from __future__ import annotations
@@ -129,6 +130,35 @@ def train_eval(
     return {"miou": metrics["miou"]}
 
 
+def filter_shards(
+    params: dict, runtime: dict, inputs: dict[str, Path], out: Path, resume: bool, progress: Progress
+) -> dict:
+    from ..quality.filter import FilterConfig, run_filter
+
+    cfg = FilterConfig(
+        shards=str(inputs["shards"]),
+        segmenter=str(inputs["segmenter"]),
+        out=str(out),
+        **params,
+        **runtime,
+        cache_dir=str(out.parent.parent / "cache"),  # the judge's class means, shared by the plan's filters
+    )
+    res = run_filter(cfg, resume=resume, progress=progress)
+    return {"dropped": res.dropped, "pixels": res.pixels, "class_loss_cached": res.class_loss_cached}
+
+
+def quality(params: dict, runtime: dict, inputs: dict[str, Path], out: Path, resume: bool, progress: Progress) -> dict:
+    from ..quality.run import QualityConfig, measure_quality
+
+    cfg = QualityConfig(
+        shards=str(inputs["shards"]), segmenter=str(inputs["segmenter"]), out=str(out), **params, **runtime
+    )
+    # a one-shot command: an interrupted one is simply measured again
+    res = measure_quality(cfg, overwrite=True, progress=progress)
+    c = res.consistency
+    return {"augmented_miou": c["augmented_miou"], "rest_miou": c["rest_miou"], "fd": res.feature_distance["value"]}
+
+
 def report(params: dict, runtime: dict, inputs: dict[str, Path], out: Path, resume: bool, progress: Progress) -> dict:
     from ..report.experiment import write_experiment_report
 
@@ -142,6 +172,8 @@ ADAPTERS: dict[str, Adapter] = {
     "train-generator": train_generator,
     "compose": compose,
     "render": render,
+    "filter": filter_shards,
     "train-eval": train_eval,
+    "quality": quality,
     "report": report,
 }

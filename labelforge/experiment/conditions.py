@@ -15,7 +15,7 @@ kind is one class here plus, when it needs a new kind of stage, one adapter.
 | copy-paste | overlay or multi maps carrying their donors' real pixels |
 | oracle | composed maps painted by the mini-Cityscapes painter: what a perfect generator would give |
 | composite | overlay or multi maps rendered with ``render --composite``: real photos, generated pasted objects |
-| filter | refused until ``labelforge filter`` lands |
+| filter | composed maps rendered by the generator, pixels the judge (baseline, first seed) cannot read dropped |
 
 Example:
     >>> sorted(CONDITIONS)[:3]
@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..labelspace import LabelSpace
@@ -203,15 +204,30 @@ class Composite(Oracle):
         return g.render(g.compose(cond.maps, cond.classes, ratio, cond.options), oracle=False, composite=True)
 
 
-class NotYet(ConditionKind):
-    """A kind whose stages another issue builds: named, so the plan can refuse it clearly."""
+class Filter(Oracle):
+    """GAN renders of composed maps, filtered FreeMask-style by the baseline of the plan's first seed
+    (``labelforge filter``): their pixels whose loss under that segmenter exceeds ``factor`` times
+    the class's mean loss on the real training photos are ignored in training."""
 
-    def __init__(self, name: str, needs: str) -> None:
-        self.name, self.needs = name, needs
+    name, keys, uses_generator = "filter", ("maps", "class", "classes", "target", "factor"), True
 
     def resolve(self, sec: Section, plan_classes: tuple[str, ...], ls: LabelSpace) -> list[ConditionSpec]:
-        ready = ", ".join(k for k, v in CONDITIONS.items() if not isinstance(v, NotYet))
-        raise sec.fail("kind", f"{self.name!r} needs {self.needs}, which has not landed yet; valid now: {ready}")
+        from ..quality.filter import DEFAULT_FACTOR
+
+        factor = sec.get("factor", (int, float), DEFAULT_FACTOR)
+        if not factor > 0:
+            raise sec.fail("factor", f"must be positive, got {factor!r}")
+        specs = super().resolve(sec, plan_classes, ls)
+        return [replace(c, options={**c.options, "factor": float(factor)}) for c in specs]
+
+    def check(self, sec: Section, dataset: DatasetSpec, generator: GeneratorSpec | None) -> None:
+        ConditionKind.check(self, sec, dataset, generator)
+
+    def data(self, cond: ConditionSpec, g: GraphBuilder, ratio: float) -> Stage | None:
+        assert cond.maps is not None
+        compose_opts = {k: v for k, v in cond.options.items() if k != "factor"}
+        rendered = g.render(g.compose(cond.maps, cond.classes, ratio, compose_opts), oracle=False)
+        return g.filter(rendered, cond.options["factor"])
 
 
 CONDITIONS: dict[str, ConditionKind] = {
@@ -227,7 +243,7 @@ CONDITIONS: dict[str, ConditionKind] = {
         Oracle(),
         RareClassSampling(),
         Composite(),
-        NotYet("filter", "`labelforge filter` from the renderer issue (#12)"),
+        Filter(),
     )
 }
 

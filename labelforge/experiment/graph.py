@@ -1,8 +1,14 @@
-"""From a plan to its stage graph: dataset, stats, generator, compose, render, train-eval, report.
+"""From a plan to its stage graph: dataset, stats, generator, compose, render, filter, train-eval, quality, report.
 
 Stages that two conditions share (the dataset, the generator, the maps that both the GAN and the
 oracle render) are one stage, found by key. Every config is resolved here with the library's own
 config classes, so a bad value is refused (naming its plan section) before anything runs.
+
+The **judge** of renders is the baseline run of the plan's first seed: a segmenter trained on the
+real photos alone, with the plan's own segmenter settings, which the plan trains anyway. The filter
+stages (``labelforge filter``) and the quality stages (``labelforge quality`` of every condition's
+training shards) take it as an input, so they run as soon as it is finished and before the runs
+that train on filtered data.
 
 Example:
     >>> from labelforge.experiment import build_graph, load_plan  # doctest: +SKIP
@@ -21,13 +27,18 @@ from .conditions import CONDITIONS
 from .plan import ConditionSpec, Plan, PlanError
 from .stages import External, Stage
 
-__all__ = ["Graph", "GraphBuilder", "build_graph", "segmenter_config"]
+__all__ = ["Graph", "GraphBuilder", "build_graph", "run_order", "segmenter_config"]
 
 # Options each command lets a resume change: they do not decide the output, so they are not keyed.
 SEG_RUNTIME = ("device", "workers", "log_every", "save_predictions")
 GEN_RUNTIME = ("device", "workers", "amp_dtype", "log_every")
 COMPOSE_RUNTIME = ("workers", "preview", "cache_dir")
 RENDER_RUNTIME = ("batch_size", "device", "workers", "preview", "compile", "channels_last")
+JUDGE_RUNTIME = ("batch_size", "device")  # of the filter and quality stages, from [quality]
+# Data stages first (they feed many runs), then the runs, then the report. Filter and quality stages
+# wait for the judge (a run); they come right after it, before the runs that are still to go.
+KIND_ORDER = {"synth": 0, "stats": 1, "train-generator": 2, "compose": 3, "render": 4, "filter": 5, "quality": 5,
+              "train-eval": 6, "report": 7}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,37 @@ class GraphBuilder:
         label = ("oracle-" if oracle else "gan-") + ("composite-" if composite else "") + shards.label
         return self.add(Stage.make("render", label, params, inputs, runtime, processes=processes))
 
+    def judge(self) -> Stage:
+        """The segmenter that judges renders: the baseline run of the first seed (trained on real photos only)."""
+        base = next(c for c in self.plan.conditions if c.kind == "baseline")
+        return self.train_eval(base, self.plan.seeds[0], None, None)
+
+    def _row_measures(self, row: dict[str, Any], index: int, supp: Stage) -> dict[str, Stage]:
+        """The report's inputs about a row's training shards: their quality stage, the filter's own record."""
+        inputs: dict[str, Stage] = {}
+        if self.plan.quality.get("enabled", True):
+            row["quality"] = f"quality{index}"
+            inputs[row["quality"]] = self.quality(supp)
+        if supp.kind == "filter":
+            row["filter"] = f"filter{index}"
+            inputs[row["filter"]] = supp
+        return inputs
+
+    def _judge_runtime(self) -> dict[str, Any]:
+        return {k: self.plan.quality[k] for k in JUDGE_RUNTIME if k in self.plan.quality}
+
+    def filter(self, shards: Stage, factor: float) -> Stage:
+        params = {"factor": factor}
+        inputs: dict[str, Stage | External] = {"shards": shards, "segmenter": self.judge()}
+        label = f"{shards.label}-f{factor:g}"
+        return self.add(Stage.make("filter", label, params, inputs, self._judge_runtime()))
+
+    def quality(self, shards: Stage) -> Stage:
+        q = self.plan.quality
+        params = {k: q.get(k) for k in ("max_images", "max_real", "inception_weights")}
+        inputs: dict[str, Stage | External] = {"shards": shards, "segmenter": self.judge()}
+        return self.add(Stage.make("quality", shards.label, params, inputs, self._judge_runtime()))
+
     def train_eval(self, cond: ConditionSpec, seed: int, ratio: float | None, schedule: str | None) -> Stage:
         kind = CONDITIONS[cond.kind]
         overrides: dict[str, Any] = {"seed": seed, **kind.train_overrides(cond)}
@@ -175,14 +217,19 @@ class GraphBuilder:
         inputs: dict[str, Stage | External] = {"stats": self.stats()}
         for i, run in enumerate(runs):
             m = run.meta
+            key = (m["condition"], m["ratio"], m["schedule"])
             row = rows.setdefault(
-                (m["condition"], m["ratio"], m["schedule"]),
+                key,
                 {"name": m["condition"], "kind": m["kind"], "ratio": m["ratio"], "schedule": m["schedule"], "runs": []},
             )
             row["runs"].append({"seed": m["seed"], "input": f"run{i}"})
             inputs[f"run{i}"] = run
+            supp = run.inputs.get("supp")
+            if isinstance(supp, Stage) and len(row["runs"]) == 1:  # the training shards: the same for every seed
+                inputs.update(self._row_measures(row, list(rows).index(key), supp))
         plan = self.plan
         params = {
+            "judge": {"condition": "baseline", "seed": plan.seeds[0]},
             "title": plan.title or f"labelforge experiment: {plan.name}",
             "classes": list(plan.classes),
             "baseline": "baseline",
@@ -208,8 +255,29 @@ def build_graph(plan: Plan) -> Graph:
             else:
                 runs.append(g.train_eval(cond, seed, None, None))
     report = g.report(runs)
-    stages = list(g.stages.values())
-    # Data stages first (they feed many runs), then the runs, then the report.
-    order = {"synth": 0, "stats": 1, "train-generator": 2, "compose": 3, "render": 4, "train-eval": 5, "report": 6}
-    stages.sort(key=lambda s: order[s.kind])
-    return Graph(plan=plan, stages=stages, runs=runs, report=report)
+    return Graph(plan=plan, stages=run_order(list(g.stages.values())), runs=runs, report=report)
+
+
+def run_order(stages: list[Stage]) -> list[Stage]:
+    """The stages in an order that runs each after its inputs: of the stages whose inputs are done,
+    always the first by :data:`KIND_ORDER`, then by the order they were added (seed by seed)."""
+    import heapq
+
+    pos = {s.key: i for i, s in enumerate(stages)}
+    waiting = {s.key: {u.key for u in s.upstream if u.key in pos} for s in stages}
+    users: dict[str, list[Stage]] = {}
+    for s in stages:
+        for u in waiting[s.key]:
+            users.setdefault(u, []).append(s)
+    ready = [(KIND_ORDER[s.kind], pos[s.key]) for s in stages if not waiting[s.key]]
+    heapq.heapify(ready)
+    out: list[Stage] = []
+    while ready:
+        stage = stages[heapq.heappop(ready)[1]]
+        out.append(stage)
+        for user in users.get(stage.key, []):
+            waiting[user.key].discard(stage.key)
+            if not waiting[user.key]:
+                heapq.heappush(ready, (KIND_ORDER[user.kind], pos[user.key]))
+    assert len(out) == len(stages), "the stage graph has a cycle"
+    return out

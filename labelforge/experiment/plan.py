@@ -7,6 +7,8 @@ Sections (docs/experiments.md lists every key):
 * ``[dataset]``: ``root = PATH`` or ``synth = {train, val, size, seed}``; ``label_space``.
 * ``[generator]``: ``checkpoint = FILE`` or a training spec (``arch``: pix2pixhd | oasis, ``preset``, ``epochs``, ...).
 * ``[compose]``, ``[render]``, ``[segmenter]``: options of those stages, shared by every condition.
+* ``[quality]``: the render-quality stages (``labelforge quality`` of each condition's training shards,
+  judged by the baseline of the first seed); their runtime options also serve the filter stages.
 * ``[[conditions]]``: ``kind`` plus the kind's own keys (:mod:`labelforge.experiment.conditions`).
 * ``[slurm]``: what ``--executor slurm`` asks the cluster for.
 
@@ -166,6 +168,7 @@ class Plan:
     conditions: tuple[ConditionSpec, ...]
     preview: int = 4
     slurm: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=lambda: {"enabled": True})  # [quality], checked
 
     @property
     def label_space(self) -> LabelSpace:
@@ -335,6 +338,32 @@ RUN_FIXED = {"root", "out", "supp", "supp_ratio", "schedule", "seed", "sampling"
              "rcs_min_crop_ratio", "label_space", "layout", "allow_eval_leak"}  # fmt: skip
 
 
+QUALITY_KEYS = ["enabled", "max_images", "max_real", "inception_weights", "batch_size", "device"]
+
+
+def _quality(top: Section) -> dict[str, Any]:
+    """``[quality]``: whether each condition's training shards are measured, and how (docs/quality.md)."""
+    sec = top.sub("quality")
+    if sec is None:
+        return {"enabled": True}
+    out: dict[str, Any] = {"enabled": sec.get("enabled", bool, True)}
+    for key in ("max_images", "max_real", "batch_size"):
+        value = sec.get(key, int)
+        if value is not None:
+            if value < (1 if key == "batch_size" else 2):
+                raise sec.fail(key, f"must be at least {1 if key == 'batch_size' else 2}")
+            out[key] = value
+    weights = sec.get("inception_weights", str)
+    if weights is not None:
+        path = plan_path(top.plan, weights)
+        if not path.is_file():
+            raise sec.fail("inception_weights", f"{path} not found")
+        out["inception_weights"] = str(path)
+    out["device"] = sec.get("device", str, "auto")
+    sec.done(QUALITY_KEYS)
+    return out
+
+
 def segmenter_keys() -> list[str]:
     from ..seg.presets import TrainEvalConfig
 
@@ -352,7 +381,7 @@ def _check_renders(path: Path, render: dict[str, Any], generator: GeneratorSpec 
     if k > 1 and generator is not None and generator.checkpoint is None and not get_arch(generator.arch).stochastic:
         raise PlanError(
             path,
-            f"render.renders_per_map: {k} renders per map need a generator that draws noise (arch = \"oasis\");"
+            f'render.renders_per_map: {k} renders per map need a generator that draws noise (arch = "oasis");'
             f" {generator.arch} renders a map the same way every time",
         )
 
@@ -373,11 +402,12 @@ def load_plan(path: str | Path) -> Plan:
     for section, key in ((segmenter, "backbone_weights"), (compose, "cache_dir")):
         if isinstance(section.get(key), str):
             section[key] = str(plan_path(path, section[key]))
+    quality = _quality(top)
     slurm = _options(top, "slurm", SLURM_KEYS)
     if slurm.get("cluster") not in (None, "slurm", "local", "debug"):
         raise PlanError(path, f"slurm.cluster: unknown cluster {slurm['cluster']!r}; valid: slurm, local, debug")
     raw = top.get_list("conditions", dict, []) or []
-    top.done(["plan", "dataset", "generator", "compose", "render", "segmenter", "conditions", "slurm"])
+    top.done(["plan", "dataset", "generator", "compose", "render", "segmenter", "quality", "conditions", "slurm"])
     sections = [Section(path, f"conditions[{i}]", c) for i, c in enumerate(raw)]
     conditions = resolve_conditions(sections, head["classes"], dataset, generator, ls)
     _check_renders(path, render, generator)
@@ -389,6 +419,7 @@ def load_plan(path: str | Path) -> Plan:
         render=render,
         segmenter=segmenter,
         slurm=slurm,
+        quality=quality,
         conditions=tuple(conditions),
         **head,
     )

@@ -90,7 +90,9 @@ def stage_cost(stage: Stage) -> float:
         steps = p["iters"] or 100 * (p["epochs"] or 1)
         h, w = p["crop"]
         return 0.08 * steps * p["batch_size"] * h * w / 8192 + 2.0
-    return {"compose": 3.0, "render": 3.0, "stats": 2.0, "report": 2.0}.get(stage.kind, 1.0)
+    return {"compose": 3.0, "render": 3.0, "filter": 3.0, "quality": 2.0, "stats": 2.0, "report": 2.0}.get(
+        stage.kind, 1.0
+    )
 
 
 def write_record(stage: Stage, out: Path, result: dict[str, Any]) -> None:

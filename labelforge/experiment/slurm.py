@@ -29,7 +29,7 @@ from .worker import StageJob, run_job, submitit_entry
 
 __all__ = ["waves", "run_slurm"]
 
-GPU_KINDS = ("train-generator", "train-eval")
+GPU_KINDS = ("train-generator", "train-eval", "filter", "quality")
 
 
 def waves(todo: list[StageRun]) -> list[list[StageRun]]:

@@ -54,14 +54,15 @@ class Segmenter:
     run: Path
     epoch: int
     device: torch.device
+    layout: str = "auto"  # the dataset's layout, as the run opened it
+    supp: tuple[str, ...] = ()  # supplementary shard dirs it trained on (none: real photos only)
 
     @property
     def feature_name(self) -> str:
         return f"{self.backbone} last stage, global average pool"
 
-    @torch.no_grad()
-    def predict(self, images: np.ndarray, out_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """(B, H, W, 3) uint8 photos -> ((B, *out_size) uint8 train ids, (B, C) float64 backbone features)."""
+    def _forward(self, images: np.ndarray, out_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, K, *out_size) float32 class scores and the backbone's last stage of the photos."""
         from ..seg.data import normalize
 
         x = torch.from_numpy(np.ascontiguousarray(resize_photos(images, self.size).transpose(0, 3, 1, 2)))
@@ -74,8 +75,20 @@ class Segmenter:
             hook.remove()
         if logits.shape[-2:] != tuple(out_size):
             logits = F.interpolate(logits, size=tuple(out_size), mode="bilinear", align_corners=False)
+        return logits, feats[0]
+
+    @torch.no_grad()
+    def logits(self, images: np.ndarray, out_size: tuple[int, int]) -> torch.Tensor:
+        """(B, H, W, 3) uint8 photos -> (B, K, *out_size) float32 class scores on the segmenter's device
+        (the per-pixel loss the filter thresholds is taken from them)."""
+        return self._forward(images, out_size)[0]
+
+    @torch.no_grad()
+    def predict(self, images: np.ndarray, out_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(B, H, W, 3) uint8 photos -> ((B, *out_size) uint8 train ids, (B, C) float64 backbone features)."""
+        logits, c4 = self._forward(images, out_size)
         pred = logits.argmax(1).to(torch.uint8).cpu().numpy()
-        pooled = feats[0].float().mean(dim=(2, 3)).double().cpu().numpy()  # (B, C)
+        pooled = c4.float().mean(dim=(2, 3)).double().cpu().numpy()  # (B, C)
         return pred, pooled
 
     @torch.no_grad()
@@ -123,4 +136,6 @@ def load_segmenter(run: str | Path, device: torch.device | str = "cpu") -> Segme
         run=run,
         epoch=int(state.get("epoch", 0)),
         device=dev,
+        layout=str(config.get("layout") or "auto"),
+        supp=tuple(str(p) for p in config.get("supp") or ()),
     )

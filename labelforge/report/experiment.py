@@ -10,8 +10,11 @@ Rows are the plan's conditions (x ratio x schedule); each holds its seeds' runs.
   change over seeds (:mod:`labelforge.report.welch`): it *exceeds the seed spread* when p < 0.05;
 * per-class IoU of the rare classes (Table 2).
 
-Plus the dataset's counts of the rare classes (from the stats stage), the ratio curve (Fig. 7) and
-a preview of each condition's training data. Written as report.md, report.json and a self-contained
+Plus the dataset's counts of the rare classes (from the stats stage), the ratio curve (Fig. 7), a
+preview of each condition's training data, and beside every condition that trains on shards the
+quality of those shards as the judge (the baseline of the first seed) sees them (``labelforge
+quality``: segmentation consistency of the augmented classes and of the rest, feature distance) and,
+for a filter condition, the share of pixels the filter dropped. Written as report.md, report.json and a self-contained
 report.html.
 
 Example:
@@ -91,6 +94,8 @@ class Row:
     rare: Score
     per_class: dict[str, Score]
     config: dict[str, Any] = field(default_factory=dict)  # the first seed's train-eval config (for the preview)
+    quality: dict[str, Any] | None = None  # its training shards under the judge (quality.json, condensed)
+    filter: dict[str, Any] | None = None  # a filter condition's dropped pixels (filter.json, condensed)
 
     @property
     def label(self) -> str:
@@ -108,6 +113,7 @@ class ExperimentReport:
     baseline: Row
     dataset: dict[str, dict[str, Any]] = field(default_factory=dict)  # rare class -> train/val image counts
     notes: list[str] = field(default_factory=list)
+    judge: dict[str, Any] | None = None  # the run that measured the training shards: condition, seed
 
     def ratio_curves(self) -> dict[str, list[Row]]:
         """Rows by condition (and schedule), for conditions trained at two or more ratios."""
@@ -137,6 +143,7 @@ class ExperimentReport:
                 "rows": rows,
                 "dataset": self.dataset,
                 "ratio_curves": {k: [r.label for r in v] for k, v in self.ratio_curves().items()},
+                "judge": self.judge,
                 "notes": self.notes,
             }
         )
@@ -154,8 +161,41 @@ def _mean_iou(metrics: dict[str, Any], classes: list[str], where: Path) -> float
     return statistics.fmean(values) if values else None  # type: ignore[arg-type]
 
 
-def summarize(params: dict[str, Any], runs: dict[str, dict[str, Any]], paths: dict[str, Path]) -> ExperimentReport:
-    """The report of ``params`` (the report stage's) over ``runs`` (input name -> metrics.json content)."""
+def condense_quality(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the report shows of a quality.json: the consistency figures and the feature distance."""
+    c, fd = doc["consistency"], doc["feature_distance"]
+    return {
+        "augmented_miou": c["augmented_miou"],
+        "rest_miou": c["rest_miou"],
+        "miou": c["miou"],
+        "augmented_classes": c["augmented_classes"],
+        "fd": fd["value"],
+        "fd_kind": fd["kind"],
+        "fd_label": fd["label"],
+        "samples": doc["samples"],
+    }
+
+
+def condense_filter(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the report shows of a filter.json: the factor, and the pixels dropped in all and per class."""
+    return {
+        "factor": doc["filter"]["factor"],
+        "pixels": doc["total"]["pixels"],
+        "dropped": doc["total"]["dropped"],
+        "share": doc["total"]["share"],
+        "classes": {n: c["share"] for n, c in doc["classes"].items()},
+    }
+
+
+def summarize(
+    params: dict[str, Any],
+    runs: dict[str, dict[str, Any]],
+    paths: dict[str, Path],
+    measures: dict[str, dict[str, Any]] | None = None,
+) -> ExperimentReport:
+    """The report of ``params`` (the report stage's) over ``runs`` (input name -> metrics.json content);
+    ``measures`` maps the rows' ``quality`` and ``filter`` inputs to their quality.json / filter.json."""
+    measures = measures or {}
     if not runs:
         raise LabelforgeError("the experiment has no finished train-eval run to report")
     sets = {tuple(_present_in_val(m)) for m in runs.values()}
@@ -181,6 +221,8 @@ def summarize(params: dict[str, Any], runs: dict[str, dict[str, Any]], paths: di
                 rare=Score([_mean_iou(m, rare, paths[i]) for _, i, m in ms] if rare else []),  # type: ignore[misc]
                 per_class=per_class,
                 config=ms[0][2].get("config") or {},
+                quality=condense_quality(measures[spec["quality"]]) if spec.get("quality") in measures else None,
+                filter=condense_filter(measures[spec["filter"]]) if spec.get("filter") in measures else None,
             )
         )
     base = next(r for r in rows if r.name == params["baseline"])
@@ -190,7 +232,9 @@ def summarize(params: dict[str, Any], runs: dict[str, dict[str, Any]], paths: di
             r.rare.compare(base.rare)
             for c, s in r.per_class.items():
                 s.compare(base.per_class[c])
-    return ExperimentReport(params["title"], list(params["classes"]), class_set, rows, base, notes=notes)
+    rep = ExperimentReport(params["title"], list(params["classes"]), class_set, rows, base, notes=notes)
+    rep.judge = params.get("judge")
+    return rep
 
 
 def dataset_counts(stats_json: Path, classes: list[str]) -> dict[str, dict[str, Any]]:
@@ -227,7 +271,12 @@ def write_experiment_report(
     progress = progress or NullProgress()
     paths = {k: v for k, v in inputs.items() if k.startswith("run")}
     runs = {k: read_metrics(p / "metrics.json") for k, p in paths.items()}
-    rep = summarize(params, runs, paths)
+    measures = {}
+    for row in params["rows"]:
+        for kind, name in (("quality", "quality.json"), ("filter", "filter.json")):
+            if row.get(kind) in inputs:
+                measures[row[kind]] = json.loads((inputs[row[kind]] / name).read_text())
+    rep = summarize(params, runs, paths, measures)
     if "stats" in inputs:
         rep.dataset = dataset_counts(inputs["stats"] / "stats.json", rep.classes)
     out = prepare_output(out, overwrite=True)

@@ -11,7 +11,7 @@ import base64
 import html
 from typing import Any
 
-from .experiment_tables import Cell, class_table, dataset_table, legend, summary_table
+from .experiment_tables import Cell, class_table, dataset_table, legend, quality_legend, quality_table, summary_table
 
 __all__ = ["html_report"]
 
@@ -62,6 +62,15 @@ def html_report(rep: Any, figures: dict[str, bytes]) -> str:
         f"<p class='legend'>{html.escape(legend(doc))} Green: a gain beyond the seed spread; red: a loss.</p>",
         "<h2>Conditions (Table 1)</h2>",
         _table(*summary_table(doc)),
+    ]
+    quality = quality_table(doc)
+    if quality[1]:
+        parts += [
+            "<h2>Render quality of the training shards</h2>",
+            f"<p class='legend'>{html.escape(quality_legend(doc))}</p>",
+            _table(*quality),
+        ]
+    parts += [
         "<h2>Rare classes, IoU per condition (Table 2)</h2>",
         _table(*class_table(doc)),
         "<h2>The rare classes in the data</h2>",

@@ -13,7 +13,17 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Cell", "fmt_p", "summary_table", "class_table", "dataset_table", "markdown_report", "legend"]
+__all__ = [
+    "Cell",
+    "fmt_p",
+    "summary_table",
+    "class_table",
+    "dataset_table",
+    "quality_table",
+    "quality_legend",
+    "markdown_report",
+    "legend",
+]
 
 NA = "–"
 
@@ -123,6 +133,39 @@ def dataset_table(doc: dict[str, Any]) -> tuple[list[str], list[list[Cell]]]:
     return header, rows
 
 
+def quality_legend(doc: dict[str, Any]) -> str:
+    judge = doc.get("judge") or {}
+    fd = next((r["quality"]["fd_label"] for r in doc["rows"] if r.get("quality")), "")
+    return (
+        f"Each condition's training shards as the judge sees them: the {judge.get('condition', 'baseline')} run of "
+        f"seed {judge.get('seed', '?')} (trained on real photos only) segments their photos; consistency is the "
+        "mIoU of its predictions against the label maps the photos were made from, over the augmented classes "
+        f"and over the others (in %). Feature distance to the val photos: {fd}. A filter condition's training "
+        "shards are measured after filtering (its dropped pixels are ignored); 'dropped' is the share of "
+        "labelled pixels it marked ignore."
+    )
+
+
+def quality_table(doc: dict[str, Any]) -> tuple[list[str], list[list[Cell]]]:
+    """Render quality beside each condition that trains on shards (one line per condition x ratio x schedule)."""
+    header = ["condition", "consistency augmented", "consistency other", "feature distance", "dropped"]
+    rows = []
+    for r in doc["rows"]:
+        q, f = r.get("quality"), r.get("filter")
+        if q is None and f is None:
+            continue
+        rows.append(
+            [
+                Cell.of(r["label"]),
+                Cell.of(_pct(q["augmented_miou"]) if q else NA),
+                Cell.of(_pct(q["rest_miou"]) if q else NA),
+                Cell.of(f"{q['fd']:.2f}" if q and q["fd"] is not None else NA),
+                Cell.of(f"{100 * f['share']:.2f}% (x{f['factor']:g})" if f else ""),
+            ]
+        )
+    return header, rows
+
+
 def _md(header: list[str], rows: list[list[Cell]]) -> list[str]:
     def cell(c: Cell) -> str:
         text = c.replace("|", "\\|")
@@ -136,6 +179,9 @@ def markdown_report(rep: Any, figures: list[str]) -> str:
     """report.md: the tables, the notes, links to the figures."""
     doc = rep.to_dict()
     out = [f"# {doc['title']}", "", legend(doc), "", "## Conditions (Table 1)", "", *_md(*summary_table(doc))]
+    quality = quality_table(doc)
+    if quality[1]:
+        out += ["", "## Render quality of the training shards", "", quality_legend(doc), "", *_md(*quality)]
     out += ["", "## Rare classes, IoU per condition (Table 2)", "", *_md(*class_table(doc))]
     out += ["", "## The rare classes in the data", "", *_md(*dataset_table(doc))]
     if doc["notes"]:

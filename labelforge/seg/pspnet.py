@@ -26,13 +26,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet
-from torchvision.models.resnet import BasicBlock
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from ..errors import InputError, LabelforgeError
+from .backbones import DEPTHS, OUTPUT_STRIDES, parse_backbone
 
 __all__ = ["BACKBONES", "DilatedResNet", "PyramidPooling", "PSPHead", "AuxHead", "PSPNet", "pspnet", "seg_loss"]
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+# name -> (block, blocks per stage), as torchvision builds them
+_RESNETS: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+    "resnet101": (Bottleneck, (3, 4, 23, 3)),
+}
+BACKBONES = DEPTHS
 AUX_WEIGHT = 0.4
 
 
@@ -52,25 +60,84 @@ def _dilate_basic_layer(layer: nn.Sequential, dilation: int) -> None:
             block.downsample[0].stride = (1, 1)
 
 
-class DilatedResNet(nn.Module):
-    """A torchvision ResNet whose layer3/layer4 are dilated (2, 4): features at 1/8 of the input."""
+def _dilate_bottleneck_layer(layer: nn.Sequential, dilation: int) -> None:
+    """The Bottleneck counterpart of :func:`_dilate_basic_layer` (its stride and 3x3 sit on ``conv2``)."""
+    for i, block in enumerate(layer):
+        assert isinstance(block, Bottleneck)
+        first = dilation // 2 if i == 0 else dilation
+        block.conv2.stride, block.conv2.dilation, block.conv2.padding = (1, 1), (first, first), (first, first)
+        block.stride = 1
+        if block.downsample is not None:
+            block.downsample[0].stride = (1, 1)
 
-    def __init__(self, name: str = "resnet50") -> None:
+
+def _narrow_resnet(name: str, width: float) -> nn.Module:
+    """A torchvision-style ResNet (same blocks, strides and init) with every channel count times ``width``.
+
+    torchvision builds only the published widths, so the stages are assembled here from its public
+    block classes; ``stem`` / ``layer1..4`` mirror its attribute names.
+    """
+    block, depths = _RESNETS[name]
+    stem = max(8, round(64 * width))
+    net = nn.Module()
+    net.conv1 = nn.Conv2d(3, stem, 7, stride=2, padding=3, bias=False)
+    net.bn1, net.relu, net.maxpool = nn.BatchNorm2d(stem), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
+    cin = stem
+    for k, (base, blocks) in enumerate(zip((64, 128, 256, 512), depths, strict=True)):
+        planes, stride = max(8, round(base * width)), 1 if k == 0 else 2
+        down = None
+        if stride != 1 or cin != planes * block.expansion:
+            down = nn.Sequential(
+                resnet.conv1x1(cin, planes * block.expansion, stride), nn.BatchNorm2d(planes * block.expansion)
+            )
+        layers = [block(cin, planes, stride, down)]
+        cin = planes * block.expansion
+        layers += [block(cin, planes) for _ in range(1, blocks)]
+        setattr(net, f"layer{k + 1}", nn.Sequential(*layers))
+    for m in net.modules():  # torchvision's initialisation
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+    return net
+
+
+class DilatedResNet(nn.Module):
+    """A torchvision ResNet whose last stages are dilated: features at 1/8 (layer3/layer4 dilated 2, 4) or 1/16.
+
+    ``width`` multiplies every channel count (1.0: the published network, built by torchvision
+    itself, so its weights and initialisation are exactly torchvision's).
+    """
+
+    def __init__(self, name: str = "resnet50", *, width: float = 1.0, output_stride: int = 8) -> None:
         super().__init__()
         if name not in BACKBONES:
             raise LabelforgeError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONES)}")
-        builder = getattr(resnet, name)
-        if name in ("resnet18", "resnet34"):
-            net = builder(weights=None)
-            _dilate_basic_layer(net.layer3, 2)
-            _dilate_basic_layer(net.layer4, 4)
+        if output_stride not in OUTPUT_STRIDES:
+            raise LabelforgeError(
+                f"output stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}, not {output_stride}"
+            )
+        if not 0 < width <= 4:
+            raise LabelforgeError(f"width must lie in (0, 4], not {width}")
+        block = _RESNETS[name][0]
+        if width == 1.0:
+            dilate = [False, output_stride == 8, True] if block is Bottleneck else None
+            net = getattr(resnet, name)(weights=None, replace_stride_with_dilation=dilate)
         else:
-            net = builder(weights=None, replace_stride_with_dilation=[False, True, True])
+            net = _narrow_resnet(name, width)
+        dilate_layer = _dilate_basic_layer if block is BasicBlock else _dilate_bottleneck_layer
+        if block is BasicBlock or width != 1.0:  # torchvision dilated the published Bottleneck nets itself
+            if output_stride == 8:
+                dilate_layer(net.layer3, 2)
+                dilate_layer(net.layer4, 4)
+            else:
+                dilate_layer(net.layer4, 2)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        expansion = 1 if name in ("resnet18", "resnet34") else 4
-        self.layer3_channels = 256 * expansion
-        self.out_channels = 512 * expansion
+        self.layer3_channels = self.layer3[-1].conv1.in_channels
+        self.out_channels = self.layer4[-1].conv1.in_channels
+        self.output_stride = output_stride
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.layer2(self.layer1(self.stem(x)))
@@ -134,40 +201,54 @@ class PyramidPooling(nn.Module):
 
 
 class PSPHead(nn.Module):
-    """Pyramid pooling, 3x3 fusion conv (512), dropout 0.1, 1x1 classifier."""
+    """Pyramid pooling, 3x3 fusion conv (``channels``: 512 as published), dropout 0.1, 1x1 classifier."""
 
-    def __init__(self, cin: int, num_classes: int) -> None:
+    def __init__(self, cin: int, num_classes: int, channels: int = 512) -> None:
         super().__init__()
         self.ppm = PyramidPooling(cin)
-        self.fuse = _conv_bn_relu(self.ppm.out_channels, 512, 3)
+        self.fuse = _conv_bn_relu(self.ppm.out_channels, channels, 3)
         self.drop = nn.Dropout2d(0.1)
-        self.cls = nn.Conv2d(512, num_classes, 1)
+        self.cls = nn.Conv2d(channels, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.cls(self.drop(self.fuse(self.ppm(x))))
 
 
 class AuxHead(nn.Module):
-    """FCN head on layer3: 3x3 conv (256), dropout 0.1, 1x1 classifier."""
+    """FCN head on layer3: 3x3 conv (``channels``: 256 as published), dropout 0.1, 1x1 classifier."""
 
-    def __init__(self, cin: int, num_classes: int) -> None:
+    def __init__(self, cin: int, num_classes: int, channels: int = 256) -> None:
         super().__init__()
-        self.conv = _conv_bn_relu(cin, 256, 3)
+        self.conv = _conv_bn_relu(cin, channels, 3)
         self.drop = nn.Dropout2d(0.1)
-        self.cls = nn.Conv2d(256, num_classes, 1)
+        self.cls = nn.Conv2d(channels, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.cls(self.drop(self.conv(x)))
 
 
 class PSPNet(nn.Module):
-    """Dilated ResNet + PSP head (+ aux head). ``forward`` returns logits at the input resolution."""
+    """Dilated ResNet + PSP head (+ aux head). ``forward`` returns logits at the input resolution.
 
-    def __init__(self, backbone: str = "resnet50", num_classes: int = 19, aux: bool = True) -> None:
+    ``width`` scales the backbone's and the heads' channels alike (fusion conv ``512 * width``, aux
+    conv ``256 * width``); 1.0 with output stride 8 is the published PSPNet.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet50",
+        num_classes: int = 19,
+        aux: bool = True,
+        *,
+        width: float = 1.0,
+        output_stride: int = 8,
+    ) -> None:
         super().__init__()
-        self.backbone = DilatedResNet(backbone)
-        self.head = PSPHead(self.backbone.out_channels, num_classes)
-        self.aux_head = AuxHead(self.backbone.layer3_channels, num_classes) if aux else None
+        self.backbone = DilatedResNet(backbone, width=width, output_stride=output_stride)
+        self.head = PSPHead(self.backbone.out_channels, num_classes, channels=max(8, round(512 * width)))
+        self.aux_head = (
+            AuxHead(self.backbone.layer3_channels, num_classes, channels=max(8, round(256 * width))) if aux else None
+        )
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -188,14 +269,22 @@ class PSPNet(nn.Module):
 
 
 def pspnet(
-    *, backbone: str = "resnet50", num_classes: int = 19, backbone_weights: str | Path | None = None, aux: bool = True
+    *,
+    backbone: str = "resnet50",
+    num_classes: int = 19,
+    backbone_weights: str | Path | None = None,
+    aux: bool = True,
 ) -> PSPNet:
     """Build PSPNet; ``backbone_weights`` is a local torchvision ResNet state dict (random init if None).
 
+    ``backbone`` is a name of :mod:`labelforge.seg.backbones`: ``resnet18-w0.5-os16`` is the cheap
+    model a CPU demo needs (the ``fast`` preset); torchvision's published weights fit only width 1.
+
     Example:
-        >>> model = pspnet(backbone="resnet18", num_classes=19)
+        >>> model = pspnet(backbone="resnet18-w0.5-os16", num_classes=19)
     """
-    model = PSPNet(backbone=backbone, num_classes=num_classes, aux=aux)
+    spec = parse_backbone(backbone)
+    model = PSPNet(spec.depth, num_classes, aux, width=spec.width, output_stride=spec.output_stride)
     if backbone_weights is not None:
         model.backbone.load_torchvision_state(backbone_weights)
     return model

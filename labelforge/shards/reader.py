@@ -141,6 +141,10 @@ class ShardSet:
         for j in range(len(self.shards)):
             yield from self.iter_shard(j)
 
+    def images_deflated(self) -> bool:
+        """Whether the photos are stored gzip-filtered (compose --copy-paste, render --compress-images)."""
+        return bool(self.shards) and "image" in self._file(0) and self._file(0)["image"].compression == "gzip"
+
     def keys(self) -> list[str]:
         out: list[str] = []
         for j in range(len(self.shards)):

@@ -339,6 +339,22 @@ class ShardWriter:
             if self.is_main:
                 write_manifest(self.out_dir, self.meta(), list(self._entries.values()))
 
+    def update_header(self, values: Mapping[str, Any]) -> None:
+        """Add manifest header keys known only once the samples are written (the filter's dropped pixel
+        counts); the next manifest write, at the latest :meth:`close`, carries them."""
+        clash = set(values) & (self.meta().keys() - self.header.keys())
+        if clash:
+            raise ValueError(f"header keys {sorted(clash)} are the manifest's own")
+        self.header.update(values)
+        self._meta = None
+
+    def pixel_counts(self) -> np.ndarray:
+        """(num_ids,) pixels per label id over the finished shards this writer knows (all, once collected)."""
+        out = np.zeros(self.label_space.num_ids, np.int64)
+        for e in self._entries.values():
+            out += np.asarray(e["pixel_counts"], np.int64)
+        return out
+
     # -- finishing ---------------------------------------------------------------------------------
     def collect(self) -> None:
         """(Main writer) take in shards finished by other writers and rewrite the manifest."""

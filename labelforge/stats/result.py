@@ -28,7 +28,7 @@ from ..labelspace import ClassDef, LabelSpace
 from .correlate import pearson, spearman
 from .count import NBINS, Counts
 from .iou import IouTable
-from .recommend import Recommendation, Thresholds, decide
+from .recommend import Decision, Recommendation, Thresholds, decide
 from .sources import Source
 
 __all__ = ["STATS_SCHEMA", "SourceStats", "ClassSource", "ClassStats", "Correlation", "StatsResult", "summarize"]
@@ -173,43 +173,8 @@ def summarize(
         max_classes=max_classes,
     )
 
-    classes = []
-    for cd in reported:
-        ref = per_class[cd.name][reference]
-        shift = {
-            s.name: {
-                "appearance_freq": per_class[cd.name][s.name].appearance_freq - ref.appearance_freq,
-                "pixel_freq": per_class[cd.name][s.name].pixel_freq - ref.pixel_freq,
-            }
-            for s in sources
-            if s.name != reference
-        }
-        classes.append(
-            ClassStats(
-                cls=cd,
-                evaluated=bool(evaluated[cd.id]),
-                sources=per_class[cd.name],
-                shift=shift,
-                iou=None if iou_values is None else iou_values[cd.name],
-                rare=decision.rare[cd.name],
-                weak=decision.weak[cd.name],
-                recommended=cd.name in decision.recommendation.classes,
-            )
-        )
-
-    mean_iou = corr = None
-    if iou_values is not None:
-        pairs = [(appearance[n], v) for n, v in iou_values.items() if v is not None]
-        if pairs:
-            mean_iou = sum(v for _, v in pairs) / len(pairs)
-        xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
-        ok = len(pairs) >= 3  # two points always correlate perfectly: say nothing instead
-        corr = Correlation(
-            n=len(pairs),
-            pearson=pearson(xs, ys) if ok else None,
-            spearman=spearman(xs, ys) if ok else None,
-            x=f"appearance_freq of {reference}",
-        )
+    classes = [_class_stats(cd, per_class[cd.name], reference, evaluated, iou_values, decision) for cd in reported]
+    mean_iou, corr = _iou_summary(appearance, iou_values, reference)
     return StatsResult(
         label_space=ls,
         all_ids=all_ids,
@@ -222,3 +187,52 @@ def summarize(
         mean_iou=mean_iou,
         correlation=corr,
     )
+
+
+def _class_stats(
+    cd: ClassDef,
+    sources: dict[str, ClassSource],
+    reference: str,
+    evaluated: np.ndarray,
+    iou_values: dict[str, float | None] | None,
+    decision: Decision,
+) -> ClassStats:
+    """One class's row: its frequencies per source, their shift against the reference, IoU and the verdicts."""
+    ref = sources[reference]
+    shift = {
+        name: {
+            "appearance_freq": cs.appearance_freq - ref.appearance_freq,
+            "pixel_freq": cs.pixel_freq - ref.pixel_freq,
+        }
+        for name, cs in sources.items()
+        if name != reference
+    }
+    return ClassStats(
+        cls=cd,
+        evaluated=bool(evaluated[cd.id]),
+        sources=sources,
+        shift=shift,
+        iou=None if iou_values is None else iou_values[cd.name],
+        rare=decision.rare[cd.name],
+        weak=decision.weak[cd.name],
+        recommended=cd.name in decision.recommendation.classes,
+    )
+
+
+def _iou_summary(
+    appearance: dict[str, float], iou_values: dict[str, float | None] | None, reference: str
+) -> tuple[float | None, Correlation | None]:
+    """Mean IoU over the classes that have one, and how IoU follows appearance frequency."""
+    if iou_values is None:
+        return None, None
+    pairs = [(appearance[n], v) for n, v in iou_values.items() if v is not None]
+    mean_iou = sum(v for _, v in pairs) / len(pairs) if pairs else None
+    xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+    ok = len(pairs) >= 3  # two points always correlate perfectly: say nothing instead
+    corr = Correlation(
+        n=len(pairs),
+        pearson=pearson(xs, ys) if ok else None,
+        spearman=spearman(xs, ys) if ok else None,
+        x=f"appearance_freq of {reference}",
+    )
+    return mean_iou, corr
