@@ -101,6 +101,19 @@ def test_a_resume_with_another_architecture_or_config_is_refused(root: Path, tmp
     assert not (tmp_path / "new").exists()
 
 
+def test_a_resume_on_another_dataset_root_is_refused(root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    gen, cfg = get_preset("tiny")
+    cfg = replace(cfg, height=32, width=64, batch_size=2, epochs=1)
+    train_generator(root, out, gen, cfg)
+    other = make_pair_root(tmp_path / "other", n=4, seed=1)  # as many pairs, other photos
+    before = sorted(p.name for p in out.rglob("*"))
+    with pytest.raises(InputError) as err:
+        train_generator(other, out, gen, replace(cfg, epochs=2), resume=True)
+    assert "data" in str(err.value) and str(root.resolve()) in str(err.value)
+    assert sorted(p.name for p in out.rglob("*")) == before
+
+
 @pytest.mark.slow  # ~15-30 s on 2 shared cores; the pix2pixHD torchrun test covers the harness in the default suite
 def test_two_process_torchrun_oasis_training(tmp_path: Path) -> None:
     torchrun = Path(sys.executable).parent / "torchrun"
