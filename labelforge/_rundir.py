@@ -134,8 +134,9 @@ def write_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
     return path
 
 
-def read_checkpoint(path: str | Path, fmt: str, *, what: str = "checkpoint") -> dict[str, Any]:
-    """Load a checkpoint of format ``fmt`` (tensors on the CPU); a missing, broken or foreign file is an InputError."""
+def read_checkpoint(path: str | Path, fmt: str | tuple[str, ...], *, what: str = "checkpoint") -> dict[str, Any]:
+    """Load a checkpoint of format ``fmt`` (or of one of several; tensors on the CPU); a missing, broken
+    or foreign file is an InputError."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, f"{what} not found")
@@ -145,8 +146,10 @@ def read_checkpoint(path: str | Path, fmt: str, *, what: str = "checkpoint") -> 
     except Exception as exc:  # a truncated or foreign file: torch raises many types
         raise InputError(path, f"cannot read {what} ({type(exc).__name__})") from None
     found = ck.get("format", ck.get("schema")) if isinstance(ck, dict) else None
-    if found != fmt:
-        raise InputError(path, f"not a labelforge {what} of format {fmt!r} (found {found!r})")
+    formats = (fmt,) if isinstance(fmt, str) else fmt
+    if found not in formats:
+        want = " or ".join(repr(f) for f in formats)
+        raise InputError(path, f"not a labelforge {what} of format {want} (found {found!r})")
     return ck
 
 

@@ -127,3 +127,28 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# A small OASIS for tests: 3 blocks (sizes multiples of 8), PyTorch's init, 4-d noise.
+SMALL_OASIS = dict(channels_g=4, channels_d=4, num_res_blocks=3, z_dim=4, spade_hidden=8, init="torch")
+
+
+def make_oasis_checkpoint(path: Path, size: tuple[int, int] = (32, 64), seed: int = 0) -> Path:
+    """An untrained small OASIS saved as a training run would save it (harness header + trainer state)."""
+    from dataclasses import replace
+
+    import torch
+
+    from labelforge._rundir import write_checkpoint
+    from labelforge.gan.checkpoint import generator_spec
+    from labelforge.gan.oasis.config import OasisConfig, get_oasis_preset
+    from labelforge.gan.oasis.trainer import OasisTrainer
+    from labelforge.labelspace import get_label_space
+
+    ls = get_label_space("cityscapes")
+    arch = OasisConfig(**SMALL_OASIS)
+    cfg = replace(get_oasis_preset("tiny")[1], height=size[0], width=size[1], seed=seed)
+    t = OasisTrainer(arch, cfg, ls, torch.device("cpu"), world=1)
+    spec = generator_spec(arch, cfg, ls, sampler={}, fmt=OasisTrainer.FORMAT)
+    path.mkdir(parents=True, exist_ok=True)
+    return write_checkpoint(path / "generator.pt", {**spec.header(0, 0), **t.state_dict(), "size": list(size)})

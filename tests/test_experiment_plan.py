@@ -75,9 +75,9 @@ BAD = {
         HEAD + '[[conditions]]\nkind = "mixup"\n',
         "conditions[0].kind: unknown condition 'mixup'; valid: baseline, no-aug, control, overlay, multi",
     ),
-    "composite not yet": (
-        HEAD + '[[conditions]]\nkind = "composite"\n',
-        "conditions[0].kind: 'composite' needs `render --composite` from the renderer issue (#12), which has not",
+    "composite of reconstructed maps": (
+        HEAD + '[[conditions]]\nkind = "composite"\nmaps = "reconstruct"\n',
+        "conditions[0].maps: unknown maps 'reconstruct'; valid: overlay, multi",
     ),
     "filter factor": (
         HEAD + '[[conditions]]\nkind = "filter"\nfactor = 0\n',
@@ -111,7 +111,16 @@ BAD = {
         HEAD.replace("seeds = [0, 1]", 'seeds = [0, 1]\nschedules = ["cosine"]'),
         "plan.schedules[0]: unknown schedule 'cosine'; valid: mixed, pretrain-finetune",
     ),
-    "oasis not yet": (HEAD.replace('preset = "tiny"', 'arch = "oasis"'), "generator.arch: 'oasis' is not built yet"),
+    "unknown arch": (HEAD.replace('preset = "tiny"', 'arch = "spade"'), "generator.arch: unknown generator 'spade'"),
+    "oasis without vgg": (
+        HEAD.replace('preset = "tiny"', 'arch = "oasis"\nvgg_weights = "vgg.pth"'),
+        "generator.vgg_weights: the oasis generator does not use vgg_weights",
+    ),
+    "k renders of pix2pixhd": (
+        HEAD + "[render]\nrenders_per_map = 2\n",
+        "render.renders_per_map: 2 renders per map need a generator that draws noise",
+    ),
+    "k renders below 1": (HEAD + "[render]\nrenders_per_map = 0\n", "render.renders_per_map: expected an integer >= 1"),
     "generator needed": (
         HEAD.replace('[generator]\npreset = "tiny"\nepochs = 1', "") + '[[conditions]]\nkind = "multi"\n',
         "conditions[0].kind: 'multi' renders with the generator: add a [generator] table",
@@ -154,11 +163,30 @@ def test_oracle_needs_a_dataset_with_a_painter(tmp_path: Path) -> None:
     ]
 
 
-def test_every_kind_not_built_yet_is_named_in_the_registry() -> None:
-    from labelforge.experiment.conditions import NotYet
+def test_an_oasis_generator_with_k_renders_and_composite_conditions(tmp_path: Path) -> None:
+    text = HEAD.replace('preset = "tiny"', 'arch = "oasis"\npreset = "tiny"') + "[render]\nrenders_per_map = 2\n"
+    text += '[[conditions]]\nkind = "multi"\n[[conditions]]\nkind = "composite"\n'
+    text += '[[conditions]]\nkind = "composite"\nmaps = "overlay"\nclass = "bus"\n'
+    plan = load_plan(_plan(tmp_path, text))
+    assert [(c.name, c.kind, c.maps, c.classes) for c in plan.conditions] == [
+        ("baseline", "baseline", None, ()),
+        ("multi", "multi", "multi", ("wall", "bus")),
+        ("composite-multi", "composite", "multi", ("wall", "bus")),
+        ("composite-overlay-bus", "composite", "overlay", ("bus",)),
+    ]
+    stages = {f"{s.kind} {s.label}": s for s in build_graph(plan).stages}
+    gen = stages["train-generator oasis-tiny"]
+    assert gen.params["arch"] == "oasis" and gen.params["generator"]["z_dim"] == 8
+    assert gen.params["train"]["lr"] == 4e-4 and gen.params["train"]["epochs"] == 1  # the OASIS preset, overridden
+    plain, comp = stages["render gan-multi-wall-bus-r0.5"], stages["render gan-composite-multi-wall-bus-r0.5"]
+    assert plain.params == {"oracle": False, "renders_per_map": 2}
+    assert comp.params == {"oracle": False, "renders_per_map": 2, "composite": True}
+    assert plain.inputs["shards"] is comp.inputs["shards"]  # the same maps, rendered two ways
+    assert comp.inputs["generator"] is gen
 
-    assert isinstance(CONDITIONS["composite"], NotYet) and not isinstance(CONDITIONS["filter"], NotYet)
-    built = {
+
+def test_the_registry_holds_every_kind_of_the_design_and_nothing_else() -> None:
+    assert set(CONDITIONS) == {
         "baseline",
         "no-aug",
         "control",
@@ -168,9 +196,9 @@ def test_every_kind_not_built_yet_is_named_in_the_registry() -> None:
         "copy-paste",
         "oracle",
         "rcs",
+        "composite",
         "filter",
     }
-    assert built <= set(CONDITIONS)
 
 
 def test_filter_condition_is_judged_by_the_first_seeds_baseline_right_after_it_trains(tmp_path: Path) -> None:

@@ -105,7 +105,10 @@ def test_render_of_a_missing_shard_dir(tmp_path):
     [
         (["--size", "32"], "is not HEIGHTxWIDTH"),
         (["--size", "30x64"], "multiple of 4"),
-        (["--preset", "huge"], "unknown preset 'huge'; valid: tiny, 512p, 1024p"),
+        (["--preset", "huge"], "unknown preset 'huge' for --arch pix2pixhd; valid: tiny, 512p, 1024p"),
+        (["--arch", "oasis", "--preset", "512p"], "unknown preset '512p' for --arch oasis; valid: tiny, cityscapes"),
+        (["--arch", "spade"], "unknown generator architecture 'spade'; valid: pix2pixhd, oasis"),
+        (["--arch", "oasis", "--vgg-weights", "vgg.pth"], "OASIS trains without a VGG loss"),
         (["--device", "tpu"], "unknown device 'tpu'"),
     ],
 )

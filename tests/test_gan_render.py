@@ -116,15 +116,15 @@ def test_labels_are_resized_nearest_to_the_generator_resolution(inputs, tmp_path
 def test_resume_after_a_kill_gives_the_same_output(inputs, rendered, tmp_path, monkeypatch):
     out = tmp_path / "out"
     calls = {"n": 0}
-    real_submit = GeneratorRenderer.submit
+    real_render = GeneratorRenderer.render
 
-    def dying(self, label, instance):
+    def dying(self, label, instance, index=None, k=0):
         calls["n"] += 1
         if calls["n"] == 3:  # batches of 3 within shards of 4: batches 1-2 finish shard 0
             raise RuntimeError("killed")
-        return real_submit(self, label, instance)
+        return real_render(self, label, instance, index, k)
 
-    monkeypatch.setattr(GeneratorRenderer, "submit", dying)
+    monkeypatch.setattr(GeneratorRenderer, "render", dying)
     with pytest.raises(RuntimeError, match="killed"):
         render_shards(inputs[0], out, CFG, generator=inputs[1])
     man = json.loads((out / "manifest.json").read_text())
@@ -134,7 +134,7 @@ def test_resume_after_a_kill_gives_the_same_output(inputs, rendered, tmp_path, m
     with pytest.raises(InputError, match="--resume"):
         render_shards(inputs[0], out, CFG, generator=inputs[1])
 
-    monkeypatch.setattr(GeneratorRenderer, "submit", real_submit)
+    monkeypatch.setattr(GeneratorRenderer, "render", real_render)
     res = render_shards(inputs[0], out, CFG, generator=inputs[1], resume=True)
     assert res.rendered == 6  # shard 0 (4 samples) was kept
     a, b = _images(rendered), _images(out)

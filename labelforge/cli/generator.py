@@ -1,4 +1,4 @@
-"""``labelforge train-generator`` and ``labelforge render``: the pix2pixHD data generator.
+"""``labelforge train-generator`` and ``labelforge render``: the data generator (pix2pixHD or OASIS).
 
 Both bodies only parse options into frozen configs and call one library function
 (:func:`labelforge.gan.train.train_generator`, :func:`labelforge.gan.render.render_shards`); torch
@@ -35,7 +35,15 @@ AmpOpt = Annotated[str, typer.Option("--amp", help="Autocast dtype on CUDA: bf16
 def train_generator(
     root: Annotated[Path, typer.Argument(help="Dataset root (any layout, see --layout) with photos and masks.")],
     out: OutOpt,
-    preset: Annotated[str, typer.Option("--preset", help="Model size and defaults: tiny | 512p | 1024p.")] = "tiny",
+    arch: Annotated[
+        str, typer.Option("--arch", help="Generator: pix2pixhd (the paper's) | oasis (SPADE + segmenting D).")
+    ] = "pix2pixhd",
+    preset: Annotated[
+        str,
+        typer.Option(
+            "--preset", help="Model size and defaults: tiny | 512p | 1024p (pix2pixhd), tiny | cityscapes (oasis)."
+        ),
+    ] = "tiny",
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs in total (default: the preset's).")] = None,
     batch_size: Annotated[
         int | None,
@@ -44,7 +52,9 @@ def train_generator(
     size: Annotated[
         str | None, typer.Option("--size", help="Training resolution HEIGHTxWIDTH, e.g. 64x128 (default: preset).")
     ] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate (default 2e-4).")] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="Adam learning rate (default: the preset's, 2e-4 / OASIS 4e-4).")
+    ] = None,
     decay_epochs: Annotated[
         int | None, typer.Option("--decay-epochs", help="Final epochs of linear LR decay (default: half).")
     ] = None,
@@ -61,7 +71,8 @@ def train_generator(
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Train the pix2pixHD generator (label map -> photo) on a dataset's image/label pairs.
+    """Train a generator (label map -> photo) on a dataset's image/label pairs: pix2pixHD (the paper's,
+    default) or OASIS (--arch oasis; renders K different photos per map).
 
     Writes DIR/generator.pt (every epoch, atomically), DIR/log.jsonl, DIR/samples/epoch-XXX.png
     (label | real | generated) and DIR/run.json. --resume continues from the last finished epoch;
@@ -69,16 +80,17 @@ def train_generator(
     longer, may change). For several GPUs: torchrun --nproc-per-node N -m labelforge.cli.app
     train-generator ... (--batch-size is global and must be a multiple of N).
 
-    Example: labelforge train-generator data/mini --out runs/gen --preset tiny --epochs 10
+    Example: labelforge train-generator data/mini --out runs/oasis --arch oasis --preset tiny --epochs 10
     """
     from dataclasses import replace
 
     from ..dataset import open_dataset
+    from ..gan.archs import get_arch
     from ..gan.config import parse_size
-    from ..gan.presets import get_preset
     from ..gan.train import train_generator as run
 
-    gen_cfg, base = get_preset(preset)
+    architecture = get_arch(arch)
+    gen_cfg, base = architecture.preset(preset)
     given: dict[str, object] = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -91,6 +103,8 @@ def train_generator(
         given["height"], given["width"] = parse_size(size)
     given = {k: v for k, v in given.items() if v is not None}
     cfg = replace(base, **given, split=split, device=device, amp_dtype=amp, workers=resolve_workers(workers))
+    trainer = architecture.trainer()
+    trainer.check(gen_cfg, cfg)  # before the dataset is read
     ds = open_dataset(root, label_space, layout)  # an open dataset stands where the root path did
     res = run(
         ds,
@@ -101,6 +115,7 @@ def train_generator(
         resume=resume,
         overwrite=overwrite,
         progress=RichProgress(),
+        trainer=trainer,
     )
     if not res.is_main:
         return
@@ -129,7 +144,32 @@ def render(
     preview: Annotated[
         int, typer.Option("--preview", help="Write preview.png with this many label | rendered pairs (0: none).")
     ] = 8,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the oracle painter (per sample: seed, index).")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Noise seed (OASIS) or painter seed (oracle); per render: seed, index, k.")
+    ] = 0,
+    renders_per_map: Annotated[
+        int,
+        typer.Option(
+            "--renders-per-map",
+            "-k",
+            min=1,
+            help="K photos per map with different noise (OASIS, oracle); keys get -k<k>.",
+        ),
+    ] = 1,
+    composite: Annotated[
+        bool,
+        typer.Option(
+            "--composite",
+            help="Keep the base map's real photo outside the pasted regions (overlay / multi maps): only the pasted"
+            " objects are synthesized.",
+        ),
+    ] = False,
+    composite_dilate: Annotated[
+        int, typer.Option("--composite-dilate", min=0, help="Pixels around a pasted region rendered in full.")
+    ] = 1,
+    composite_feather: Annotated[
+        int, typer.Option("--composite-feather", min=0, help="Pixels beyond those over which render and photo blend.")
+    ] = 2,
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (GPU runs).")] = False,
     channels_last: Annotated[
         bool, typer.Option("--channels-last", help="Run the generator in channels-last memory format.")
@@ -155,10 +195,12 @@ def render(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Render composed label maps into photos: one output shard per input shard, with the same keys,
-    labels, instances and provenance plus the image, at the generator's resolution. Several GPUs:
-    torchrun --nproc-per-node N -m labelforge.cli.app render ...
+    labels, instances and provenance plus the image, at the generator's resolution (pix2pixHD or OASIS,
+    read from the checkpoint). --renders-per-map K writes K photos per map (OASIS: the EMA generator
+    with noise from seed, index, k). --composite keeps the real photo of each overlay/multi map's base
+    outside the pasted objects. Several GPUs: torchrun --nproc-per-node N -m labelforge.cli.app render ...
 
-    Example: labelforge render out/compose --generator runs/gen --out out/render --batch-size 16
+    Example: labelforge render out/compose --generator runs/oasis --out out/render --renders-per-map 2 --composite
     """
     from ..errors import LabelforgeError
     from ..gan.config import RenderConfig
@@ -177,6 +219,10 @@ def render(
         compile=compile_model,
         channels_last=channels_last,
         compress_images=compress_images,
+        renders_per_map=renders_per_map,
+        composite=composite,
+        composite_dilate=composite_dilate,
+        composite_feather=composite_feather,
     )
     res = render_shards(
         shards, out, cfg, generator=generator, resume=resume, overwrite=overwrite, progress=RichProgress()

@@ -64,13 +64,24 @@ def stats(params: dict, runtime: dict, inputs: dict[str, Path], out: Path, resum
 def train_generator(
     params: dict, runtime: dict, inputs: dict[str, Path], out: Path, resume: bool, progress: Progress
 ) -> dict:
-    from ..gan.config import GeneratorConfig, TrainConfig
+    from ..gan.archs import get_arch
+    from ..gan.config import TrainConfig
     from ..gan.train import train_generator as run
 
-    gen_cfg = GeneratorConfig(**params["generator"])
+    arch = get_arch(params.get("arch", "pix2pixhd"))
+    gen_cfg = arch.config_from_dict(params["generator"])
     fields = {k: v for k, v in runtime.items() if k in ("device", "workers", "amp_dtype", "log_every")}
     cfg = TrainConfig(**params["train"], **fields)
-    res = run(inputs["root"], out, gen_cfg, cfg, label_space=params["label_space"], resume=resume, progress=progress)
+    res = run(
+        inputs["root"],
+        out,
+        gen_cfg,
+        cfg,
+        label_space=params["label_space"],
+        resume=resume,
+        progress=progress,
+        trainer=arch.trainer(),
+    )
     return {"epochs": res.epochs, "steps": res.steps, "losses": res.losses}
 
 

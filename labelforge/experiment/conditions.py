@@ -14,8 +14,8 @@ kind is one class here plus, when it needs a new kind of stage, one adapter.
 | overlay / multi / reconstruct | composed maps, rendered by the generator |
 | copy-paste | overlay or multi maps carrying their donors' real pixels |
 | oracle | composed maps painted by the mini-Cityscapes painter: what a perfect generator would give |
+| composite | overlay or multi maps rendered with ``render --composite``: real photos, generated pasted objects |
 | filter | composed maps rendered by the generator, pixels the judge (baseline, first seed) cannot read dropped |
-| composite | refused until the renderer issue (#12) lands |
 
 Example:
     >>> sorted(CONDITIONS)[:3]
@@ -190,6 +190,20 @@ class CopyPaste(Oracle):
         return g.compose(cond.maps, cond.classes, ratio, cond.options, copy_paste=True)
 
 
+class Composite(Oracle):
+    """The maps of overlay or multi rendered by the generator with ``--composite``: each base map's real
+    photo everywhere but around the pasted objects, which alone are synthesized."""
+
+    name, keys, valid_maps, uses_generator = "composite", ("maps", "class", "classes"), ("overlay", "multi"), True
+
+    def check(self, sec: Section, dataset: DatasetSpec, generator: GeneratorSpec | None) -> None:
+        ConditionKind.check(self, sec, dataset, generator)
+
+    def data(self, cond: ConditionSpec, g: GraphBuilder, ratio: float) -> Stage | None:
+        assert cond.maps is not None
+        return g.render(g.compose(cond.maps, cond.classes, ratio, cond.options), oracle=False, composite=True)
+
+
 class Filter(Oracle):
     """GAN renders of composed maps, filtered FreeMask-style by the baseline of the plan's first seed
     (``labelforge filter``): their pixels whose loss under that segmenter exceeds ``factor`` times
@@ -216,17 +230,6 @@ class Filter(Oracle):
         return g.filter(rendered, cond.options["factor"])
 
 
-class NotYet(ConditionKind):
-    """A kind whose stages another issue builds: named, so the plan can refuse it clearly."""
-
-    def __init__(self, name: str, needs: str) -> None:
-        self.name, self.needs = name, needs
-
-    def resolve(self, sec: Section, plan_classes: tuple[str, ...], ls: LabelSpace) -> list[ConditionSpec]:
-        ready = ", ".join(k for k, v in CONDITIONS.items() if not isinstance(v, NotYet))
-        raise sec.fail("kind", f"{self.name!r} needs {self.needs}, which has not landed yet; valid now: {ready}")
-
-
 CONDITIONS: dict[str, ConditionKind] = {
     k.name: k
     for k in (
@@ -239,8 +242,8 @@ CONDITIONS: dict[str, ConditionKind] = {
         CopyPaste(),
         Oracle(),
         RareClassSampling(),
+        Composite(),
         Filter(),
-        NotYet("composite", "`render --composite` from the renderer issue (#12)"),
     )
 }
 

@@ -114,10 +114,10 @@ class GraphBuilder:
                 st = spec.checkpoint.stat()
                 self._generator = External.of(spec.checkpoint, {"size": st.st_size, "mtime_ns": st.st_mtime_ns})
             else:
-                from ..gan.presets import get_preset
+                from ..gan.archs import get_arch
 
                 try:
-                    gen_cfg, base = get_preset(spec.preset)
+                    gen_cfg, base = get_arch(spec.arch).preset(spec.preset)
                     train = replace(base, **spec.train)
                 except (LabelforgeError, TypeError) as exc:
                     raise _bad(self.plan, "generator", exc) from None
@@ -144,15 +144,17 @@ class GraphBuilder:
         label += f"-r{ratio:g}" if self.plan.count is None else f"-n{self.plan.count}"
         return self.add(Stage.make("compose", label, params, {"root": self.dataset()}, runtime))
 
-    def render(self, shards: Stage, oracle: bool) -> Stage:
+    def render(self, shards: Stage, oracle: bool, composite: bool = False) -> Stage:
         opts = dict(self.plan.render)
         processes = opts.pop("processes", 1)
         runtime = {k: opts.pop(k) for k in RENDER_RUNTIME if k in opts}
         params = {"oracle": oracle, **opts}
+        if composite:  # only when set, so the keys of plain renders stay what they were
+            params["composite"] = True
         inputs: dict[str, Stage | External] = {"shards": shards}
         if not oracle:
             inputs["generator"] = self.generator()
-        label = ("oracle-" if oracle else "gan-") + shards.label
+        label = ("oracle-" if oracle else "gan-") + ("composite-" if composite else "") + shards.label
         return self.add(Stage.make("render", label, params, inputs, runtime, processes=processes))
 
     def judge(self) -> Stage:

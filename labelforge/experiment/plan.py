@@ -5,7 +5,7 @@ Sections (docs/experiments.md lists every key):
 * ``[plan]``: ``seeds``, ``ratios`` (supplementary share, each strictly between 0 and 1), ``schedules``,
   ``classes`` (the rare classes the plan augments and the report follows), optional ``count``.
 * ``[dataset]``: ``root = PATH`` or ``synth = {train, val, size, seed}``; ``label_space``.
-* ``[generator]``: ``checkpoint = FILE`` or a training spec (``preset``, ``epochs``, ``size``, ...).
+* ``[generator]``: ``checkpoint = FILE`` or a training spec (``arch``: pix2pixhd | oasis, ``preset``, ``epochs``, ...).
 * ``[compose]``, ``[render]``, ``[segmenter]``: options of those stages, shared by every condition.
 * ``[quality]``: the render-quality stages (``labelforge quality`` of each condition's training shards,
   judged by the baseline of the first seed); their runtime options also serve the filter stages.
@@ -219,18 +219,15 @@ def _dataset(top: Section) -> DatasetSpec:
     return DatasetSpec(root=root_path, synth=synth, label_space=label_space, workers=workers)
 
 
-GENERATOR_ARCHS = {"pix2pixhd": None, "oasis": "the OASIS generator arrives with the renderer issue (#12)"}
-
-
 def _generator(top: Section) -> GeneratorSpec | None:
+    from ..gan.archs import ARCHS, DEFAULT_ARCH
+
     sec = top.sub("generator")
     if sec is None:
         return None
-    arch = sec.get("arch", str, "pix2pixhd")
-    if arch not in GENERATOR_ARCHS:
-        raise sec.fail("arch", f"unknown generator {arch!r}; valid: pix2pixhd")
-    if GENERATOR_ARCHS[arch]:
-        raise sec.fail("arch", f"{arch!r} is not built yet: {GENERATOR_ARCHS[arch]}; valid now: pix2pixhd")
+    arch = sec.get("arch", str, DEFAULT_ARCH)
+    if arch not in ARCHS:
+        raise sec.fail("arch", f"unknown generator {arch!r}; valid: {', '.join(ARCHS)}")
     ck = sec.get("checkpoint", str)
     spec = dict(
         arch=arch,
@@ -246,6 +243,9 @@ def _generator(top: Section) -> GeneratorSpec | None:
             raise sec.fail(
                 key, f"unknown key; valid: arch, checkpoint, preset, processes, device, workers, {', '.join(allowed)}"
             )
+    for key in ARCHS[arch].unused:
+        if key in train:
+            raise sec.fail(key, f"the {arch} generator does not use {key}")
     if "size" in train:
         train["height"], train["width"] = parse_hw(sec.get("size", str), sec, "size")
         del train["size"]
@@ -330,8 +330,8 @@ def _options(top: Section, key: str, allowed: list[str]) -> dict[str, Any]:
 
 COMPOSE_KEYS = ["seed", "shift", "flip", "protect", "min_area", "min_contact", "min_visible", "retries", "per_map",
                 "base", "target", "samples_per_shard", "workers", "preview", "cache_dir"]  # fmt: skip
-RENDER_KEYS = ["batch_size", "amp_dtype", "seed", "compress_images", "device", "workers", "processes", "compile",
-               "channels_last", "preview"]  # fmt: skip
+RENDER_KEYS = ["batch_size", "amp_dtype", "seed", "compress_images", "renders_per_map", "device", "workers",
+               "processes", "compile", "channels_last", "preview"]  # fmt: skip
 SLURM_KEYS = ["cluster", "partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "account", "qos",
               "constraint", "array_parallelism", "additional"]  # fmt: skip
 RUN_FIXED = {"root", "out", "supp", "supp_ratio", "schedule", "seed", "sampling", "rcs_temperature", "rcs_min_pixels",
@@ -370,6 +370,22 @@ def segmenter_keys() -> list[str]:
     return sorted({f.name for f in fields(TrainEvalConfig)} - RUN_FIXED | {"processes"})
 
 
+def _check_renders(path: Path, render: dict[str, Any], generator: GeneratorSpec | None) -> None:
+    """``renders_per_map`` is a positive integer, above 1 only for a generator that draws noise (a
+    checkpoint's architecture is known when render reads it)."""
+    from ..gan.archs import get_arch
+
+    k = render.get("renders_per_map", 1)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise PlanError(path, f"render.renders_per_map: expected an integer >= 1, got {k!r}")
+    if k > 1 and generator is not None and generator.checkpoint is None and not get_arch(generator.arch).stochastic:
+        raise PlanError(
+            path,
+            f'render.renders_per_map: {k} renders per map need a generator that draws noise (arch = "oasis");'
+            f" {generator.arch} renders a map the same way every time",
+        )
+
+
 def load_plan(path: str | Path) -> Plan:
     """Read and check a plan; raises :class:`PlanError` naming the first bad key."""
     from .conditions import resolve_conditions
@@ -394,6 +410,7 @@ def load_plan(path: str | Path) -> Plan:
     top.done(["plan", "dataset", "generator", "compose", "render", "segmenter", "quality", "conditions", "slurm"])
     sections = [Section(path, f"conditions[{i}]", c) for i, c in enumerate(raw)]
     conditions = resolve_conditions(sections, head["classes"], dataset, generator, ls)
+    _check_renders(path, render, generator)
     return Plan(
         path=path,
         dataset=dataset,

@@ -102,7 +102,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RenderConfig:
-    """One render run: label shards in, image shards out."""
+    """One render run: label shards in, image shards out (K per map with ``renders_per_map``)."""
 
     batch_size: int = 8
     device: str = "auto"
@@ -119,10 +119,21 @@ class RenderConfig:
     # of one core per 512x1024 image, so one writer thread could not keep up with a GPU.
     compress_images: bool = False
     encoders: int = 0  # threads that encode samples for the writer; 0: 1 on the CPU, up to 8 beside a GPU
+    # Photos per map, each with its own noise (OASIS, the oracle); a deterministic generator refuses K > 1.
+    renders_per_map: int = 1
+    # Keep the base map's real photo outside the pasted regions (overlay / multi maps): the render is
+    # taken within composite_dilate px of a pasted pixel and blended over composite_feather px more.
+    composite: bool = False
+    composite_dilate: int = 1
+    composite_feather: int = 2
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise LabelforgeError("render config: batch size must be at least 1")
+        if self.renders_per_map < 1:
+            raise LabelforgeError("render config: renders per map must be at least 1")
+        if self.composite_dilate < 0 or self.composite_feather < 0:
+            raise LabelforgeError("render config: composite dilate and feather must be >= 0 pixels")
         if self.amp_dtype not in ("bf16", "fp16", "none"):
             raise LabelforgeError(f"render config: amp dtype must be bf16, fp16 or none, got {self.amp_dtype!r}")
         if self.preview < 0:

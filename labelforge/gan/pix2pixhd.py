@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .._runtime import amp_dtype, autocast
+from ..errors import LabelforgeError
 from ..labelspace import LabelSpace
 from .checkpoint import FORMAT, pix2pixhd_state
 from .config import GeneratorConfig, TrainConfig
@@ -37,7 +38,13 @@ LOSSES = ("G_GAN", "G_feat", "G_VGG", "D_real", "D_fake", "L1")
 class Pix2PixHDTrainer:
     """The generator, the multiscale discriminators, their optimizers and one training step."""
 
+    ARCH: ClassVar[str] = "pix2pixhd"
     FORMAT: ClassVar[str] = FORMAT
+
+    @classmethod
+    def check(cls, gen_cfg: GeneratorConfig, train_cfg: TrainConfig) -> None:
+        if not isinstance(gen_cfg, GeneratorConfig):
+            raise LabelforgeError(f"pix2pixHD trains a GeneratorConfig, not a {type(gen_cfg).__name__}")
 
     def __init__(
         self,

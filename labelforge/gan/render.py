@@ -1,4 +1,4 @@
-"""Render label shards into image shards with a trained generator (or the mini-Cityscapes oracle).
+"""Render label shards into image shards with a trained generator (pix2pixHD or OASIS) or the oracle.
 
 The pipeline keeps the device busy: DataLoader workers read and resize label maps (uint8, NEAREST)
 into pinned memory; the device builds the one-hot input, runs the generator under
@@ -8,6 +8,12 @@ or multi-process run forms exactly the batches of a single uninterrupted one.
 
 Under ``torchrun`` rank r renders input shards ``[r*n/W, (r+1)*n/W)`` into files of the same names;
 rank 0 writes the final manifest after a barrier.
+
+The checkpoint's format tag names its architecture (:mod:`labelforge.gan.archs`), whose loader builds
+the renderer. A stochastic renderer (OASIS, the oracle painter) can give ``renders_per_map`` K photos of
+every map: output sample ``i*K + k`` is map ``i``'s ``k``-th render, keyed ``<key>-k<k>`` when K > 1,
+with its noise ``(seed, k)`` in the provenance. ``composite`` keeps the base map's real photo outside
+the pasted regions (:mod:`labelforge.gan.composite`).
 
 Example:
     >>> from labelforge.gan.config import RenderConfig  # doctest: +SKIP
@@ -19,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-import bisect
+import json
 import os
 import queue
 import threading
@@ -35,14 +41,25 @@ import torch
 
 from .._runtime import all_reduce_sum, amp_dtype, autocast, barrier, distributed, to_host_async
 from ..errors import InputError, LabelforgeError
+from ..labelspace import LabelSpace
 from ..progress import NullProgress, Progress
 from ..shards import EncodedSample, ShardSet, ShardWriter
-from .checkpoint import checkpoint_path, load_generator
+from .checkpoint import checkpoint_arch, checkpoint_path, load_checkpoint, pix2pixhd_from_checkpoint
+from .composite import open_composite_source
 from .config import RenderConfig
-from .data import resize_label
 from .inputs import make_input, to_uint8_hwc
+from .render_batches import RenderBatches, rank_slice, render_key, shard_batches
 
-__all__ = ["RenderResult", "render_shards", "GeneratorRenderer", "RenderBatches", "rank_slice", "shard_batches"]
+__all__ = [
+    "RenderResult",
+    "render_shards",
+    "GeneratorRenderer",
+    "RenderBatches",
+    "pix2pixhd_renderer",
+    "rank_slice",
+    "shard_batches",
+    "render_key",
+]
 
 
 @dataclass(frozen=True)
@@ -57,87 +74,9 @@ class RenderResult:
     is_main: bool = True  # False in the other ranks of a torchrun job (the CLI prints only rank 0's result)
 
 
-def rank_slice(n: int, rank: int, world: int) -> range:
-    """Contiguous share of ``n`` shards for ``rank``: ``[rank*n//world, (rank+1)*n//world)``."""
-    return range(rank * n // world, (rank + 1) * n // world)
-
-
-def shard_batches(indices: list[int], samples_per_shard: int, batch_size: int) -> list[list[int]]:
-    """Split sorted global ``indices`` into batches of at most ``batch_size`` that stay within one shard."""
-    out: list[list[int]] = []
-    for i in indices:
-        if out and len(out[-1]) < batch_size and out[-1][-1] // samples_per_shard == i // samples_per_shard:
-            out[-1].append(i)
-        else:
-            out.append([i])
-    return out
-
-
-def _oracle_seed(seed: int, index: int) -> int:
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
-
-
-class RenderBatches(torch.utils.data.Dataset):
-    """Item ``k``: the samples of ``batches[k]`` (consecutive rows of one shard) at the output size.
-
-    A batch is read as one slice per HDF5 dataset, about 7x less CPU per sample than reading samples
-    one by one through :class:`~labelforge.shards.torchdata.ShardDataset`, which matters where workers
-    share cores with the generator. Files are opened lazily in each worker process, never before a
-    fork. With ``oracle`` the worker also paints each photo, seeded by ``(seed, index)``.
-    """
-
-    def __init__(
-        self, shards: ShardSet, batches: list[list[int]], size: tuple[int, int], oracle: bool = False, seed: int = 0
-    ) -> None:
-        self.shards = shards  # pickles without its HDF5 handles; each worker opens its own
-        self.starts = [int(e["first_index"]) for e in shards.shards]
-        self.batches, self.size, self.oracle, self.seed = batches, size, oracle, seed
-        self._meta: tuple[int, dict[str, Any]] | None = None  # (shard, its keys/provenance/index)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def _shard_meta(self, j: int) -> dict[str, Any]:
-        """Keys, provenance and index of all of shard ``j``'s rows: string datasets are read once per
-        shard rather than once per batch (they cost as much to read as the label maps)."""
-        if self._meta is None or self._meta[0] != j:
-            count = int(self.shards.shards[j]["count"])
-            self._meta = (j, self.shards.read_rows(j, 0, count, ("key", "provenance", "index")))
-        return self._meta[1]
-
-    def __getitem__(self, k: int) -> dict[str, Any]:
-        idx = self.batches[k]
-        j = bisect.bisect_right(self.starts, idx[0]) - 1
-        r0, r1 = idx[0] - self.starts[j], idx[-1] - self.starts[j] + 1
-        meta = self._shard_meta(j)
-        rows = self.shards.read_rows(j, r0, r1, ("label", "instance"))
-        labels, instances = rows["label"], rows["instance"].astype(np.int32, copy=False)
-        if labels.shape[1:] != self.size:  # nearest resize to the generator's resolution
-            labels = np.stack([resize_label(a, self.size) for a in labels])
-            instances = np.stack([resize_label(a, self.size) for a in instances])
-        index = meta["index"][r0:r1]
-        if index.tolist() != idx:
-            path = self.shards.path / self.shards.shards[j]["file"]
-            raise InputError(path, f"rows {r0}..{r1 - 1} do not hold samples {idx[0]}..{idx[-1]}")
-        batch: dict[str, Any] = {
-            "label": torch.from_numpy(labels),  # (B, H, W) uint8
-            "instance": torch.from_numpy(instances),  # (B, H, W) int32
-            "index": torch.from_numpy(index),
-            "key": meta["key"][r0:r1],
-            "provenance": meta["provenance"][r0:r1],  # stored JSON, passed on verbatim
-        }
-        if self.oracle:
-            from cityscapes_tools.synth.painter import paint
-
-            photos = [
-                paint(a, b, _oracle_seed(self.seed, int(i))) for a, b, i in zip(labels, instances, index, strict=True)
-            ]
-            batch["image"] = torch.from_numpy(np.stack(photos))  # (B, H, W, 3) uint8
-        return batch
-
-
 class GeneratorRenderer:
-    """A generator on its device: (B, H, W) uint8 labels + int32 instances -> (B, H, W, 3) uint8 images."""
+    """A pix2pixHD generator on its device: (B, H, W) uint8 labels + int32 instances -> (B, H, W, 3) uint8
+    images. It draws no noise, so ``index`` and ``k`` (the OASIS renderer's) are accepted and ignored."""
 
     def __init__(self, model: torch.nn.Module, num_ids: int, device: torch.device, cfg: RenderConfig) -> None:
         self.num_ids, self.device = num_ids, device
@@ -147,23 +86,38 @@ class GeneratorRenderer:
         self.model = torch.compile(model) if cfg.compile else model
 
     @torch.inference_mode()
-    def submit(self, label: torch.Tensor, instance: torch.Tensor) -> Callable[[], np.ndarray]:
-        """Start rendering a batch; the returned function waits for it and gives the uint8 images.
-
-        On a GPU this returns as soon as the work is queued, so the caller can hand the previous
-        batch to the writer while the device computes; on the CPU the work is done on return.
-        """
+    def render(
+        self, label: torch.Tensor, instance: torch.Tensor, index: torch.Tensor | None = None, k: int = 0
+    ) -> torch.Tensor:
+        """The (B, H, W, 3) uint8 images on the device; on a GPU this returns as soon as the work is queued."""
         nb = self.device.type == "cuda"  # pinned host memory copies asynchronously to a GPU
         label = label.to(self.device, non_blocking=nb)
         instance = instance.to(self.device, non_blocking=nb)
         inp = make_input(label, instance, self.num_ids).contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.dtype):
             out = self.model(inp)
-        return to_host_async(to_uint8_hwc(out))
+        return to_uint8_hwc(out)
+
+    def submit(
+        self, label: torch.Tensor, instance: torch.Tensor, index: torch.Tensor | None = None, k: int = 0
+    ) -> Callable[[], np.ndarray]:
+        """Start rendering a batch; the returned function waits for it and gives the uint8 images.
+
+        On a GPU this returns as soon as the work is queued, so the caller can hand the previous
+        batch to the writer while the device computes; on the CPU the work is done on return.
+        """
+        return to_host_async(self.render(label, instance, index, k))
 
     def __call__(self, label: torch.Tensor, instance: torch.Tensor) -> np.ndarray:
         """(B, H, W) labels + instances -> (B, H, W, 3) uint8 images, synchronously."""
         return self.submit(label, instance)()
+
+
+def pix2pixhd_renderer(
+    ck: dict[str, Any], label_space: LabelSpace, device: torch.device, cfg: RenderConfig, path: Path
+) -> GeneratorRenderer:
+    """The renderer of a pix2pixHD checkpoint (the architecture registry's loader)."""
+    return GeneratorRenderer(pix2pixhd_from_checkpoint(ck, path), label_space.num_ids, device, cfg)
 
 
 class _BackgroundWriter:
@@ -235,9 +189,9 @@ def _encoders(cfg: RenderConfig, device: torch.device) -> int:
     return 1 if device.type == "cpu" else max(1, min(8, (os.cpu_count() or 1) // 2))
 
 
-def _check_generator(ck: dict[str, Any], ss: ShardSet, path: Path) -> None:
+def _check_generator(ck: dict[str, Any], gen_cfg: Any, ss: ShardSet, path: Path) -> None:
     ls = ss.label_space
-    want = ls.num_ids + 1
+    want = gen_cfg.input_nc(ls.num_ids)
     if int(ck["input_nc"]) != want:
         raise InputError(
             path,
@@ -252,25 +206,39 @@ def _check_generator(ck: dict[str, Any], ss: ShardSet, path: Path) -> None:
         )
 
 
-def _renderer(
-    generator: str | Path | None, ss: ShardSet, device: torch.device, cfg: RenderConfig
-) -> tuple[GeneratorRenderer | None, tuple[int, int], dict[str, Any]]:
-    """The renderer (None: the oracle), the output size and what the output config records of it.
+@dataclass
+class _Renderer:
+    """What renders a run's batches: a generator (None: the oracle painter, which paints in the loader),
+    the output size and what the output config records of it."""
+
+    model: Any  # GeneratorRenderer | OasisRenderer | None
+    size: tuple[int, int]
+    info: dict[str, Any]
+    stochastic: bool  # draws noise: a map's renders differ, and their provenance records the noise
+
+
+def _renderer(generator: str | Path | None, ss: ShardSet, device: torch.device, cfg: RenderConfig) -> _Renderer:
+    """The renderer of ``generator`` (its architecture from the checkpoint's format tag), or the oracle.
 
     Only what decides the pixels is recorded, so a resume may change batch size or workers.
     """
     if generator is None:
         info = {"renderer": "oracle", "painter": "cityscapes_tools.synth.painter.paint", "precision": "uint8"}
-        size = (ss.height, ss.width)
-        renderer = None
+        out = _Renderer(None, (ss.height, ss.width), info, stochastic=True)
     else:
         ck_path = checkpoint_path(generator)
-        model, ck = load_generator(ck_path)
-        _check_generator(ck, ss, ck_path)
-        size = (int(ck["size"][0]), int(ck["size"][1]))
-        renderer = GeneratorRenderer(model, ss.label_space.num_ids, device, cfg)
+        ck = load_checkpoint(ck_path)
+        arch = checkpoint_arch(ck)
+        _check_generator(ck, arch.config_from_dict(ck["generator_config"]), ss, ck_path)
+        if cfg.renders_per_map > 1 and not arch.stochastic:
+            raise InputError(
+                ck_path,
+                f"--renders-per-map {cfg.renders_per_map}: a {arch.name} generator draws no noise, so every render of"
+                " a map would be the same photo; use an OASIS generator (or --oracle)",
+            )
+        model = arch.renderer_loader()(ck, ss.label_space, device, cfg, ck_path)
         info = {
-            "renderer": "pix2pixhd",
+            "renderer": arch.name,
             "generator": str(ck_path.resolve()),
             "generator_epoch": int(ck["epoch"]),
             "generator_step": int(ck["step"]),
@@ -280,34 +248,77 @@ def _renderer(
                 "root": (ck.get("data") or {}).get("root"),  # None: a checkpoint older than this record
                 "split": ck["train_config"].get("split"),
             },
-            "precision": str(renderer.dtype or torch.float32).removeprefix("torch."),
+            "precision": str(model.dtype or torch.float32).removeprefix("torch."),
         }
-    info |= {
-        "height": size[0],
-        "width": size[1],
+        out = _Renderer(model, (int(ck["size"][0]), int(ck["size"][1])), info, arch.stochastic)
+    out.info |= {
+        "height": out.size[0],
+        "width": out.size[1],
         "seed": cfg.seed,
         "compress_images": cfg.compress_images,
         "labelspace_fingerprint": ss.label_space.fingerprint,
+        "renders_per_map": cfg.renders_per_map,
     }
-    return renderer, size, info
+    return out
+
+
+def _render_batch(batch: dict[str, Any], r: _Renderer, renders: int, device: torch.device) -> torch.Tensor:
+    """(B * K, H, W, 3) uint8 renders of a batch, map i's k-th at row i*K + k, composited when the batch
+    carries base photos (on the renderer's device; the oracle's photos stay on the CPU)."""
+    outs = []
+    for k in range(renders):
+        if r.model is None:
+            img = batch["image"][:, k]  # the oracle painted it in the loader
+        else:
+            img = r.model.render(batch["label"], batch["instance"], batch["index"], k)
+        if "alpha" in batch:
+            nb = img.device.type == "cuda"
+            alpha = batch["alpha"].to(img.device, non_blocking=nb).unsqueeze(-1)  # (B, H, W, 1)
+            base = batch["base_image"].to(img.device, non_blocking=nb).float()
+            # Exact where alpha is 0 (the base photo's pixels) and where it is 1 (the render's).
+            img = (alpha * img.float() + (1 - alpha) * base).round_().to(torch.uint8)
+        outs.append(img)
+    return outs[0] if renders == 1 else torch.stack(outs, 1).flatten(0, 1)
+
+
+def _expand(batch: dict[str, Any], renders: int, noise_seed: int | None) -> dict[str, Any]:
+    """The writer's view of a batch of K renders per map: output indices, keys, maps repeated, and the
+    provenance extended by each render's noise (``noise_seed`` None: a renderer without noise)."""
+    if renders == 1 and noise_seed is None:
+        return batch
+    index = batch["index"].tolist()
+    provenance = []
+    for p in batch["provenance"]:
+        for k in range(renders):
+            if noise_seed is None:
+                provenance.append(p)
+            else:
+                provenance.append(json.dumps({**json.loads(p or "{}"), "noise": {"seed": noise_seed, "k": k}}))
+    return {
+        "index": torch.tensor([i * renders + k for i in index for k in range(renders)]),
+        "key": [render_key(key, k, renders) for key in batch["key"] for k in range(renders)],
+        "provenance": provenance,
+        "label": batch["label"].repeat_interleave(renders, 0),
+        "instance": batch["instance"].repeat_interleave(renders, 0),
+    }
 
 
 def _render_batches(
-    loader: Any, renderer: GeneratorRenderer | None, writer: ShardWriter, task: Any, encoders: int = 1
+    loader: Any, r: _Renderer, cfg: RenderConfig, writer: ShardWriter, task: Any, device: torch.device, encoders: int
 ) -> None:
     """Render each batch and hand the one before it to the writer thread (one batch in flight)."""
     bg = _BackgroundWriter(writer, encoders)
+    renders = cfg.renders_per_map
+    # Noise is recorded per sample for generators that draw it, and for the oracle's extra renders.
+    noise_seed = cfg.seed if (r.stochastic and (r.model is not None or renders > 1)) else None
     pending: tuple[dict[str, Any], Callable[[], np.ndarray]] | None = None
     try:
         for batch in loader:
-            if renderer is None:
-                result = batch.pop("image").numpy  # the oracle painted it in the loader
-            else:
-                result = renderer.submit(batch["label"], batch["instance"])
+            result = to_host_async(_render_batch(batch, r, renders, device))
             if pending is not None:  # batch k goes to the writer while the device renders k + 1
                 bg.put(pending[0], pending[1]())
                 task.advance(len(pending[0]["key"]))
-            pending = (batch, result)
+            pending = (_expand(batch, renders, noise_seed), result)
         if pending is not None:
             bg.put(pending[0], pending[1]())
             task.advance(len(pending[0]["key"]))
@@ -331,26 +342,30 @@ def render_shards(
     """Render every label map of ``shards`` into ``out`` (one output shard per input shard).
 
     ``generator`` is a run dir or checkpoint file; ``cfg.oracle`` paints with the mini-Cityscapes
-    painter instead. Run under ``torchrun --nproc-per-node N`` to split the shards over N processes.
+    painter instead. ``cfg.renders_per_map`` K gives K photos per map (output shards hold K times the
+    samples); ``cfg.composite`` keeps the base photos outside the pasted regions. Run under
+    ``torchrun --nproc-per-node N`` to split the shards over N processes.
     """
     t0 = time.perf_counter()
     if (generator is None) != cfg.oracle:
         raise LabelforgeError("give either a generator checkpoint or the oracle renderer, not both or neither")
     ss = ShardSet(shards)
+    composite = open_composite_source(ss, cfg.composite_dilate, cfg.composite_feather) if cfg.composite else None
+    renders = cfg.renders_per_map
     with distributed(cfg.device) as (info, device):
-        renderer, (height, width), info_render = _renderer(generator, ss, device, cfg)
-        info_render |= {"input": str(Path(shards).resolve())}
+        r = _renderer(generator, ss, device, cfg)
+        r.info |= {"input": str(Path(shards).resolve()), "composite": composite and composite.record()}
         spp = int(ss.manifest["samples_per_shard"])
         n_shards = -(-len(ss) // spp)
         writer_args = dict(
             label_space=ss.label_space,
             method=ss.method,
-            config={**ss.config, "render": info_render},
+            config={**ss.config, "render": r.info},
             seed=ss.seed,
-            total=len(ss),
-            height=height,
-            width=width,
-            samples_per_shard=spp,
+            total=len(ss) * renders,
+            height=r.size[0],
+            width=r.size[1],
+            samples_per_shard=spp * renders,  # output shard j holds the renders of input shard j
             with_image=True,
             deflate_images=cfg.compress_images,
             resume=resume,
@@ -361,8 +376,10 @@ def render_shards(
         writer = ShardWriter(out, is_main=True, **writer_args) if info.is_main else None
         barrier()
         writer = writer or ShardWriter(out, is_main=False, **writer_args)
-        todo = writer.pending()
-        batches = RenderBatches(ss, shard_batches(todo, spp, cfg.batch_size), (height, width), cfg.oracle, cfg.seed)
+        todo = sorted({j // renders for j in writer.pending()})  # the maps whose renders are missing
+        batches = RenderBatches(
+            ss, shard_batches(todo, spp, cfg.batch_size), r.size, cfg.oracle, cfg.seed, renders, composite
+        )
         loader = torch.utils.data.DataLoader(
             batches,
             batch_size=None,
@@ -372,27 +389,30 @@ def render_shards(
         )
         bar = (progress or NullProgress()) if info.is_main else NullProgress()
         preview = None
-        with writer, bar.task("render", total=len(todo)) as task:
-            _render_batches(loader, renderer, writer, task, _encoders(cfg, device))
+        with writer, bar.task("render", total=len(todo) * renders) as task:
+            _render_batches(loader, r, cfg, writer, task, device, _encoders(cfg, device))
             barrier()
             if info.is_main and cfg.preview:
                 writer.collect()
-                preview = _write_preview(Path(out), cfg.preview)
+                preview = _write_preview(Path(out), cfg.preview, renders)
         # Also a barrier: rank 0 has finished the manifest when this returns.
-        rendered = int(all_reduce_sum([len(todo)], device)[0])
-        return RenderResult(
-            Path(out), len(ss), rendered, height, width, time.perf_counter() - t0, preview, info.is_main
-        )
+        rendered = int(all_reduce_sum([len(todo) * renders], device)[0])
+        return RenderResult(Path(out), len(ss) * renders, rendered, r.size[0], r.size[1], time.perf_counter() - t0,
+                            preview, info.is_main)  # fmt: skip
 
 
-def _write_preview(out: Path, k: int) -> Path:
+def _write_preview(out: Path, n: int, renders: int = 1) -> Path:
+    """``preview.png``: the first ``n`` maps, each as its composed label beside its renders (at most 4)."""
     from ..preview import save_grid
 
     ss = ShardSet(out, require_complete=False)
+    shown = min(renders, 4)
     rows, caps = [], []
-    for i in range(min(k, len(ss))):
-        s = ss[i]
-        rows.append([ss.label_space.palette[s["label"]], s["image"]])
-        caps.append(["composed label" if i == 0 else "", "rendered" if i == 0 else ""])
+    for i in range(min(n, len(ss) // renders)):
+        first = ss[i * renders]
+        rows.append([ss.label_space.palette[first["label"]], first["image"]])
+        rows[-1] += [ss[i * renders + k]["image"] for k in range(1, shown)]
+        head = ["composed label", "rendered"] if renders == 1 else ["composed label"] + [f"k={k}" for k in range(shown)]
+        caps.append(head if i == 0 else [""] * len(head))
     ss.close()
     return save_grid(out / "preview.png", rows, caps, cell_width=min(max(ss.width, 256), 512))

@@ -1,13 +1,16 @@
-"""Train a label-to-image generator on a dataset root's image/label pairs (pix2pixHD built in).
+"""Train a label-to-image generator on a dataset root's image/label pairs (pix2pixHD or OASIS).
 
 The epoch loop here knows no architecture. An architecture plugs in as a trainer class with the
-shape of :class:`GeneratorTrainer` (pix2pixHD's is :class:`labelforge.gan.pix2pixhd.Pix2PixHDTrainer`):
+shape of :class:`GeneratorTrainer` (pix2pixHD's is :class:`labelforge.gan.pix2pixhd.Pix2PixHDTrainer`,
+OASIS's :class:`labelforge.gan.oasis.trainer.OasisTrainer`; :mod:`labelforge.gan.archs` names them):
 
+* ``Trainer.check(gen_cfg, train_cfg)`` refuses settings the architecture cannot train with
+  (LabelforgeError), before anything is written.
 * ``Trainer(gen_cfg, train_cfg, label_space, device, world)`` builds the networks and optimizers,
   seeded from ``train_cfg.seed`` so every rank starts alike, and wraps them in DDP when ``world > 1``.
   ``gen_cfg`` is the architecture's frozen config dataclass; it must have ``size_multiple``.
-* ``FORMAT`` is the checkpoint format tag (``labelforge.generator/1`` for pix2pixHD); a resume
-  refuses a checkpoint of another format.
+* ``ARCH`` is the architecture's name (recorded in ``run.json``) and ``FORMAT`` the checkpoint
+  format tag (``labelforge.generator/1`` for pix2pixHD); a resume refuses a checkpoint of another format.
 * ``set_lr(lr)`` before each epoch; ``step(batch) -> {loss name: float}`` trains on one batch of
   :func:`labelforge.gan.data.collate` (``label``, ``instance``, ``image``); every name it returns is
   logged and averaged per epoch; ``progress_fields(losses)`` picks the few the progress bar shows.
@@ -61,7 +64,11 @@ __all__ = ["GeneratorTrainer", "TrainResult", "train_generator"]
 class GeneratorTrainer(Protocol):
     """What the epoch loop needs of an architecture (see the module docstring)."""
 
+    ARCH: ClassVar[str]
     FORMAT: ClassVar[str]
+
+    @classmethod
+    def check(cls, gen_cfg: Any, train_cfg: TrainConfig) -> None: ...
 
     def __init__(
         self, gen_cfg: Any, train_cfg: TrainConfig, label_space: LabelSpace, device: torch.device, world: int
@@ -148,6 +155,7 @@ def train_generator(
     for data-parallel training.
     """
     t0 = time.perf_counter()
+    trainer.check(gen_cfg, cfg)
     with distributed(cfg.device) as (info, device):
         ls = label_space if isinstance(label_space, LabelSpace) else get_label_space(label_space)
         data = _open_data(root, gen_cfg, cfg, ls, info.rank, info.world, device)
@@ -157,7 +165,7 @@ def train_generator(
         net = trainer(gen_cfg, cfg, ls, device, info.world)
         if run.checkpoint is not None:
             net.load_state_dict(run.checkpoint)
-        run.start(run_info={"root": str(Path(root).absolute())}, epochs=cfg.epochs)
+        run.start(run_info={"arch": trainer.ARCH, "root": str(Path(root).absolute())}, epochs=cfg.epochs)
         losses, steps = _fit(run, net, data, cfg)
         run.finish({"epochs": cfg.epochs, "steps": steps, "losses": losses})
         return TrainResult(run.path, cfg.epochs, run.epoch, steps, losses, time.perf_counter() - t0, info.is_main)

@@ -97,7 +97,7 @@ class OasisConfig:
 
 @dataclass(frozen=True)
 class _Preset:
-    arch: OasisConfig
+    generator: OasisConfig
     train: TrainConfig
 
 
@@ -145,4 +145,4 @@ def get_oasis_preset(name: str) -> tuple[OasisConfig, TrainConfig]:
         p = OASIS_PRESETS[name]
     except KeyError:
         raise LabelforgeError(f"unknown OASIS preset {name!r}; valid: {', '.join(OASIS_PRESETS)}") from None
-    return p.arch, p.train
+    return p.generator, p.train

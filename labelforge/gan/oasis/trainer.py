@@ -27,15 +27,19 @@ Example:
 from __future__ import annotations
 
 import copy
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..._runtime import amp_dtype, autocast
+from ..._runtime import amp_dtype, autocast, to_host_async
+from ...errors import InputError, LabelforgeError
 from ...labelspace import LabelSpace
-from ..config import TrainConfig
+from ..archs import OASIS_FORMAT
+from ..config import TrainConfig, config_from_dict
 from ..data import collate
 from ..inputs import to_uint8_hwc, to_unit_range
 from .config import OasisConfig
@@ -44,7 +48,17 @@ from .generator import OasisGenerator, label_input
 from .losses import class_weights, labelmix_loss, labelmix_mask, n1_loss
 from .noise import labelmix_bits, render_noise, train_noise
 
-__all__ = ["OasisTrainer", "OasisRenderer", "build_oasis_generator", "generator_from_state", "LOSS_KEYS"]
+if TYPE_CHECKING:
+    from ..config import RenderConfig
+
+__all__ = [
+    "OasisTrainer",
+    "OasisRenderer",
+    "build_oasis_generator",
+    "generator_from_state",
+    "oasis_renderer",
+    "LOSS_KEYS",
+]
 
 LOSS_KEYS = ("G_adv", "D_fake", "D_real", "D_LM", "L1")
 
@@ -76,11 +90,20 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 class OasisTrainer:
-    """Generator, discriminator, EMA generator, their optimizers and one training step.
-
-    Same contract as the pix2pixHD trainer: ``set_lr``, ``step(batch) -> losses``, ``render(items)``,
-    ``state()`` (objects with ``state_dict`` to save beside ``generator``/``discriminator``) and ``load``.
+    """Generator, discriminator, EMA generator, their optimizers and one training step, in the shape of
+    :class:`labelforge.gan.train.GeneratorTrainer`: ``check``, ``set_lr``, ``step(batch) -> losses``,
+    ``progress_fields``, ``render(items, k)``, ``state_dict()`` and ``load_state_dict(checkpoint)``.
     """
+
+    ARCH: ClassVar[str] = "oasis"
+    FORMAT: ClassVar[str] = OASIS_FORMAT
+
+    @classmethod
+    def check(cls, gen_cfg: OasisConfig, train_cfg: TrainConfig) -> None:
+        if not isinstance(gen_cfg, OasisConfig):
+            raise LabelforgeError(f"OASIS trains an OasisConfig, not a {type(gen_cfg).__name__}")
+        if train_cfg.vgg_weights:
+            raise LabelforgeError("--vgg-weights: OASIS trains without a VGG loss (its discriminator segments)")
 
     def __init__(self, gen_cfg: OasisConfig, cfg: TrainConfig, ls: LabelSpace, device: torch.device, world: int):
         self.arch, self.cfg, self.ls, self.device = gen_cfg, cfg, ls, device
@@ -168,10 +191,25 @@ class OasisTrainer:
         renderer = OasisRenderer(self.ema, self.arch, self.ls.num_ids, self.device, self.cfg.seed, self.dtype)
         return renderer(batch["label"], batch["instance"], batch["index"], k)
 
-    def state(self) -> dict[str, Any]:
-        return {"optimizer_g": self.opt_g, "optimizer_d": self.opt_d, "scaler": self.scaler, "ema": self.ema}
+    @staticmethod
+    def progress_fields(losses: dict[str, float]) -> dict[str, float]:
+        return {"G": losses["G_adv"], "D": losses["D_fake"] + losses["D_real"], "L1": losses["L1"]}
 
-    def load(self, ck: dict[str, Any]) -> None:
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint's entries: networks (``ema`` is what ``render`` uses), optimizers, input channels."""
+        return {
+            "arch": self.ARCH,
+            "generator": self.g.state_dict(),
+            "discriminator": self.d.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer_g": self.opt_g.state_dict(),
+            "optimizer_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "input_nc": self.arch.input_nc(self.ls.num_ids),
+        }
+
+    def load_state_dict(self, ck: dict[str, Any]) -> None:
+        """Restore every entry of :meth:`state_dict` and the step counter (``ck["step"]``) that seeds the noise."""
         self.g.load_state_dict(ck["generator"])
         self.d.load_state_dict(ck["discriminator"])
         self.ema.load_state_dict(ck["ema"])
@@ -184,7 +222,8 @@ class OasisTrainer:
 
 class OasisRenderer:
     """A generator on its device: (B, H, W) uint8 labels + int32 instances + sample indices -> (B, H, W, 3)
-    uint8 images, with the noise of ``(seed, index, k)``. Mirrors the pix2pixHD ``GeneratorRenderer``."""
+    uint8 images, with the noise of ``(seed, index, k)``. The OASIS side of the pix2pixHD
+    :class:`~labelforge.gan.render.GeneratorRenderer`: same ``submit``, same options."""
 
     def __init__(
         self,
@@ -194,25 +233,59 @@ class OasisRenderer:
         device: torch.device,
         seed: int = 0,
         dtype: torch.dtype | None = None,
+        *,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
-        self.model = model.to(device).eval()
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model = model.to(device).eval().requires_grad_(False).to(memory_format=self.memory_format)
+        self.model = torch.compile(model) if compile else model
         self.cfg, self.num_ids, self.device, self.seed, self.dtype = cfg, num_ids, device, seed, dtype
 
     @torch.inference_mode()
-    def submit(
+    def render(
         self, label: torch.Tensor, instance: torch.Tensor | None, index: torch.Tensor, k: int = 0
     ) -> torch.Tensor:
-        """The uint8 (B, H, W, 3) images on the device (the caller copies them to the host)."""
+        """The (B, H, W, 3) uint8 images on the device, noise from ``(seed, index[i], k)``."""
         nb = self.device.type == "cuda"
         label = label.to(self.device, non_blocking=nb)
         instance = None if instance is None else instance.to(self.device, non_blocking=nb)
         inp = label_input(label, instance, self.num_ids, self.cfg.instance_boundaries, torch.float32)
+        inp = inp.contiguous(memory_format=self.memory_format)
         z = render_noise(self.seed, index, k, self.cfg.z_dim).to(self.device, non_blocking=nb)
         with autocast(self.device, self.dtype):
             out = self.model(inp, z)
         return to_uint8_hwc(out)
 
+    def submit(
+        self, label: torch.Tensor, instance: torch.Tensor | None, index: torch.Tensor, k: int = 0
+    ) -> Callable[[], np.ndarray]:
+        """Start rendering a batch; the returned function waits for it and gives the uint8 images."""
+        return to_host_async(self.render(label, instance, index, k))
+
     def __call__(
         self, label: torch.Tensor, instance: torch.Tensor | None, index: torch.Tensor, k: int = 0
     ) -> np.ndarray:
-        return self.submit(label, instance, index, k).cpu().numpy()
+        return self.submit(label, instance, index, k)()
+
+
+def oasis_renderer(
+    ck: dict[str, Any], label_space: LabelSpace, device: torch.device, cfg: RenderConfig, path: Path
+) -> OasisRenderer:
+    """The renderer of an OASIS checkpoint (``render``): its EMA generator, noise from ``(cfg.seed, index, k)``."""
+    arch = config_from_dict(OasisConfig, ck["generator_config"])
+    try:
+        model = generator_from_state(arch, label_space.num_ids, ck["ema"])
+    except (KeyError, RuntimeError):
+        raise InputError(path, "EMA generator weights missing or not fitting the recorded architecture") from None
+    dtype = amp_dtype(device, cfg.amp_dtype)
+    return OasisRenderer(
+        model,
+        arch,
+        label_space.num_ids,
+        device,
+        cfg.seed,
+        dtype,
+        channels_last=cfg.channels_last,
+        compile=cfg.compile,
+    )
