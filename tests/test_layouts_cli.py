@@ -130,6 +130,9 @@ def test_dataset_commands_run_on_the_layout(name: str, datasets, mini: Path) -> 
     ok(invoke("compose", root, *args, "--class", "person", "--count", "3", "--min-area", "10", "--out", shards,
               "--cache-dir", base / "cache", "-j", "1"))  # fmt: skip
     assert ShardSet(shards).config["layout"] == spec
+    oracle = invoke("render", shards, "--oracle", "--out", base / "oracle", "--device", "cpu")
+    assert oracle.exit_code == 2 and not (base / "oracle").exists()  # its painter knows only Cityscapes ids
+    assert f"label space {ls.name!r}: render them with a trained generator" in oracle.output.strip().splitlines()[-1]
     rec = invoke("compose", root, *args, "--method", "reconstruct", "--count", "2", "--min-area", "10",
                  "--out", base / "rec", "--cache-dir", base / "cache", "-j", "1")  # fmt: skip
     if name == "ade20k":

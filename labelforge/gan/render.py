@@ -329,6 +329,19 @@ def _render_batches(
         bg.close()  # on failure too: batches already rendered still complete their shards
 
 
+def _check_oracle_space(ss: ShardSet) -> None:
+    """The oracle painter knows the Cityscapes ids only: on maps of another label space it would paint
+    every class in the colours of whatever Cityscapes class shares its id."""
+    from ..labelspace import get_label_space
+
+    if ss.label_space.fingerprint != get_label_space("cityscapes").fingerprint:
+        raise InputError(
+            ss.path / "manifest.json",
+            f"--oracle paints the mini-Cityscapes' Cityscapes label space; these maps use label space"
+            f" {ss.label_space.name!r}: render them with a trained generator",
+        )
+
+
 def render_shards(
     shards: str | Path,
     out: str | Path,
@@ -350,6 +363,8 @@ def render_shards(
     if (generator is None) != cfg.oracle:
         raise LabelforgeError("give either a generator checkpoint or the oracle renderer, not both or neither")
     ss = ShardSet(shards)
+    if cfg.oracle:
+        _check_oracle_space(ss)
     composite = open_composite_source(ss, cfg.composite_dilate, cfg.composite_feather) if cfg.composite else None
     renders = cfg.renders_per_map
     with distributed(cfg.device) as (info, device):
