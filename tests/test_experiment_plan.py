@@ -93,6 +93,10 @@ BAD = {
         HEAD.replace('[dataset]\nsynth = { train = 8, val = 4, size = "64x128" }', ""),
         "dataset: missing",
     ),
+    "mini-Cityscapes in another layout": (
+        HEAD.replace('size = "64x128" }', 'size = "64x128" }\nlayout = "voc"', 1),
+        "dataset.layout: the mini-Cityscapes is written in the Cityscapes layout, not 'voc'",
+    ),
     "dataset root not found": (
         HEAD.replace('synth = { train = 8, val = 4, size = "64x128" }', 'root = "no/such/root"'),
         "dataset.root: dataset root",

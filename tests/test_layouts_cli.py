@@ -177,3 +177,31 @@ def _training_commands(dataset: dict) -> None:
 @pytest.mark.parametrize("name", TRAINING)
 def test_training_commands_run_on_the_layout(name: str, datasets) -> None:
     _training_commands(datasets(name))
+
+
+def test_an_experiment_plan_runs_on_the_layout(datasets, tmp_path: Path) -> None:
+    """A plan names a root in another layout and its label-space file; every stage opens it that way."""
+    dataset = datasets("folders")
+    space = dataset["args"][-1]
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        f'[plan]\nname = "layout"\nseeds = [0]\nratios = [0.5]\nclasses = ["person"]\npreview = 2\n'
+        f'[dataset]\nroot = "{dataset["root"]}"\nlayout = "{FOLDERS}"\nlabel_space = "{space}"\n'
+        '[compose]\nmin_area = 10\n[quality]\nenabled = false\n'
+        '[segmenter]\npreset = "tiny"\niters = 2\nsize = "32x64"\ncrop = "32x64"\nbatch_size = 2\nworkers = 0\n'
+        'device = "cpu"\n[[conditions]]\nkind = "baseline"\n[[conditions]]\nkind = "copy-paste"\n',
+        encoding="utf-8",
+    )
+    ok(invoke("experiment", plan, "--out", tmp_path / "exp"))
+    report = json.loads((tmp_path / "exp" / "report" / "report.json").read_text())
+    assert [r["name"] for r in report["rows"]] == ["baseline", "copy-paste-multi"]
+    for metrics in (tmp_path / "exp" / "train-eval").glob("*/metrics.json"):  # scored in the plan's label space
+        assert json.loads(metrics.read_text())["classes"] == dataset["ls"].class_names
+    shards = ShardSet(next((tmp_path / "exp" / "compose").iterdir()))
+    assert (shards.config["layout"], shards.label_space.name) == (FOLDERS, "cs-folders")
+
+    wrong = plan.read_text().replace(f'layout = "{FOLDERS}"', 'layout = "voc"')
+    plan.write_text(wrong, encoding="utf-8")
+    bad = invoke("experiment", plan, "--out", tmp_path / "exp2")
+    assert bad.exit_code == 2 and "dataset.layout:" in bad.output.strip().splitlines()[-1]
+    assert not (tmp_path / "exp2").exists()

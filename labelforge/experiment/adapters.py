@@ -53,6 +53,7 @@ def stats(params: dict, runtime: dict, inputs: dict[str, Path], out: Path, resum
         sources=(inputs["root"],),
         splits=tuple(params["splits"]),
         label_space=params["label_space"],
+        layout=params.get("layout", "auto"),
         workers=_workers(runtime.get("workers")),
         out=out,
         overwrite=True,  # a one-shot command: an interrupted one is simply redone
@@ -72,8 +73,13 @@ def train_generator(
     gen_cfg = arch.config_from_dict(params["generator"])
     fields = {k: v for k, v in runtime.items() if k in ("device", "workers", "amp_dtype", "log_every")}
     cfg = TrainConfig(**params["train"], **fields)
+    root: Any = inputs["root"]
+    if "layout" in params:  # an open dataset stands where the root path did
+        from ..dataset import open_dataset
+
+        root = open_dataset(root, params["label_space"], params["layout"])
     res = run(
-        inputs["root"],
+        root,
         out,
         gen_cfg,
         cfg,

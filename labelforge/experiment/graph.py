@@ -101,9 +101,15 @@ class GraphBuilder:
                 self._dataset = self.add(Stage.make("synth", label, dict(s), {}, runtime={"workers": ds.workers}))
         return self._dataset
 
+    def data_params(self) -> dict[str, str]:
+        """How the stages that read the dataset open it: its label space, and a layout when one is named
+        (left out otherwise, so the keys of Cityscapes-layout plans stay what they were)."""
+        ds = self.plan.dataset
+        return {"label_space": ds.label_space} | ({"layout": ds.layout} if ds.layout != "auto" else {})
+
     def stats(self) -> Stage:
         ds = self.plan.dataset
-        params = {"splits": ["train", "val"], "label_space": ds.label_space}
+        params = {"splits": ["train", "val"], **self.data_params()}
         return self.add(Stage.make("stats", "train-val", params, {"root": self.dataset()}, {"workers": ds.workers}))
 
     def generator(self) -> Stage | External:
@@ -124,7 +130,7 @@ class GraphBuilder:
                 params = {"arch": spec.arch, "generator": asdict(gen_cfg), "train": asdict(train)}
                 runtime = {k: params["train"].pop(k) for k in GEN_RUNTIME}
                 runtime.update(device=spec.device, workers=spec.workers)
-                params["label_space"] = self.plan.dataset.label_space
+                params.update(self.data_params())
                 label = f"{spec.arch}-{spec.preset}"
                 stage = Stage.make(
                     "train-generator", label, params, {"root": self.dataset()}, runtime, processes=spec.processes
@@ -139,7 +145,7 @@ class GraphBuilder:
         runtime = {k: opts.pop(k) for k in COMPOSE_RUNTIME if k in opts}
         amount = {"count": self.plan.count} if self.plan.count is not None else {"ratio": ratio}
         params = {"method": method, "classes": list(classes), "copy_paste": copy_paste, **amount, **opts}
-        params["label_space"] = self.plan.dataset.label_space
+        params.update(self.data_params())
         label = "-".join([method, *[c.replace(" ", "_") for c in classes[:3]]] + (["cp"] if copy_paste else []))
         label += f"-r{ratio:g}" if self.plan.count is None else f"-n{self.plan.count}"
         return self.add(Stage.make("compose", label, params, {"root": self.dataset()}, runtime))
@@ -191,6 +197,8 @@ class GraphBuilder:
     def train_eval(self, cond: ConditionSpec, seed: int, ratio: float | None, schedule: str | None) -> Stage:
         kind = CONDITIONS[cond.kind]
         overrides: dict[str, Any] = {"seed": seed, **kind.train_overrides(cond)}
+        if self.plan.dataset.root is not None:  # the mini-Cityscapes opens as the Cityscapes it is
+            overrides.update(label_space=self.plan.dataset.label_space, layout=self.plan.dataset.layout)
         inputs: dict[str, Stage | External] = {"root": self.dataset()}
         label = cond.name
         if kind.supplementary:
@@ -235,7 +243,10 @@ class GraphBuilder:
             "baseline": "baseline",
             "rows": list(rows.values()),
             "preview": plan.preview,
-            "label_space": plan.dataset.label_space,
+            # the dataset's own label space travels resolved: the report stage opens no dataset
+            "label_space": plan.label_space.to_dict()
+            if plan.dataset.label_space == "auto"
+            else plan.dataset.label_space,
         }
         return self.add(Stage.make("report", "report", params, inputs, fixed_dir="report"))
 

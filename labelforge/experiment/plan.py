@@ -4,7 +4,8 @@ Sections (docs/experiments.md lists every key):
 
 * ``[plan]``: ``seeds``, ``ratios`` (supplementary share, each strictly between 0 and 1), ``schedules``,
   ``classes`` (the rare classes the plan augments and the report follows), optional ``count``.
-* ``[dataset]``: ``root = PATH`` or ``synth = {train, val, size, seed}``; ``label_space``.
+* ``[dataset]``: ``root = PATH`` (with ``layout``, default ``auto``) or ``synth = {train, val, size, seed}``;
+  ``label_space`` (default: the dataset's own, as ``--label-space auto``).
 * ``[generator]``: ``checkpoint = FILE`` or a training spec (``arch``: pix2pixhd | oasis, ``preset``, ``epochs``, ...).
 * ``[compose]``, ``[render]``, ``[segmenter]``: options of those stages, shared by every condition.
 * ``[quality]``: the render-quality stages (``labelforge quality`` of each condition's training shards,
@@ -119,8 +120,10 @@ def parse_hw(text: str, sec: Section, key: str) -> tuple[int, int]:
 class DatasetSpec:
     root: Path | None  # an existing dataset root
     synth: dict[str, int] | None  # mini-Cityscapes to generate: train, val, height, width, seed
-    label_space: str = "cityscapes"
+    label_space: str = "cityscapes"  # as every stage is given it ("auto": each stage finds the dataset's own)
     workers: int = 0  # synth and stats processes (0: every core)
+    layout: str = "auto"  # of ``root`` (labelforge.layouts)
+    space: LabelSpace | None = field(default=None, compare=False, repr=False)  # label_space, resolved
 
     @property
     def has_painter(self) -> bool:
@@ -172,7 +175,7 @@ class Plan:
 
     @property
     def label_space(self) -> LabelSpace:
-        return get_label_space(self.dataset.label_space)
+        return self.dataset.space or get_label_space(self.dataset.label_space)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -189,34 +192,57 @@ def _dataset(top: Section) -> DatasetSpec:
     assert sec is not None
     root = sec.get("root", str)
     synth_sec = sec.sub("synth")
-    label_space = sec.get("label_space", str, "cityscapes")
+    label_space = sec.get("label_space", str, "auto")
+    layout = sec.get("layout", str, "auto")
     workers = sec.get("workers", int, 0)
     sec.done()
     if (root is None) == (synth_sec is None):
         raise sec.fail(None, "give root = PATH (an existing dataset) or synth = {train, val, size, seed}")
-    synth = None
-    if synth_sec is not None:
-        h, w = parse_hw(synth_sec.get("size", str, "256x512"), synth_sec, "size")
-        synth = {
-            "train": synth_sec.get("train", int, 300),
-            "val": synth_sec.get("val", int, 100),
-            "height": h,
-            "width": w,
-            "seed": synth_sec.get("seed", int, 0),
-        }
-        synth_sec.done()
-        if synth["train"] < 1 or synth["val"] < 1:
-            raise synth_sec.fail("train", "train and val need at least one sample each")
-    root_path = None
-    if root is not None:
-        root_path = plan_path(top.plan, root)
-        if not root_path.is_dir():
-            raise sec.fail("root", f"dataset root {root_path} does not exist")
+    if root is None:
+        assert synth_sec is not None
+        if layout not in ("auto", "cityscapes"):
+            raise sec.fail("layout", f"the mini-Cityscapes is written in the Cityscapes layout, not {layout!r}")
+        return DatasetSpec(
+            root=None,
+            synth=_synth(synth_sec),
+            label_space="cityscapes" if label_space == "auto" else label_space,
+            workers=workers,
+            space=_space(sec, label_space),
+        )
+    root_path = plan_path(top.plan, root)
+    if not root_path.is_dir():
+        raise sec.fail("root", f"dataset root {root_path} does not exist")
+    from ..dataset import open_dataset
+
     try:
-        get_label_space(label_space)
+        ds = open_dataset(root_path, label_space, layout)  # lists no sample: only the layout and label space
+    except Exception as exc:  # noqa: BLE001 - a root that does not open is the plan's dataset's fault
+        raise sec.fail("layout" if "layout" in str(exc) else "label_space", str(exc)) from None
+    return DatasetSpec(
+        root=root_path, synth=None, label_space=label_space, workers=workers, layout=layout, space=ds.label_space
+    )
+
+
+def _synth(sec: Section) -> dict[str, int]:
+    h, w = parse_hw(sec.get("size", str, "256x512"), sec, "size")
+    synth = {
+        "train": sec.get("train", int, 300),
+        "val": sec.get("val", int, 100),
+        "height": h,
+        "width": w,
+        "seed": sec.get("seed", int, 0),
+    }
+    sec.done()
+    if synth["train"] < 1 or synth["val"] < 1:
+        raise sec.fail("train", "train and val need at least one sample each")
+    return synth
+
+
+def _space(sec: Section, label_space: str) -> LabelSpace:
+    try:
+        return get_label_space("cityscapes" if label_space == "auto" else label_space)
     except Exception as exc:  # noqa: BLE001 - any failure to read the label space is the key's fault
         raise sec.fail("label_space", str(exc)) from None
-    return DatasetSpec(root=root_path, synth=synth, label_space=label_space, workers=workers)
 
 
 def _generator(top: Section) -> GeneratorSpec | None:
@@ -393,7 +419,7 @@ def load_plan(path: str | Path) -> Plan:
     path = Path(path)
     top = Section(path, "", _read_toml(path))
     dataset = _dataset(top)
-    ls = get_label_space(dataset.label_space)
+    ls = dataset.space or get_label_space(dataset.label_space)
     head = _plan_section(top, ls)
     generator = _generator(top)
     compose = _options(top, "compose", COMPOSE_KEYS)

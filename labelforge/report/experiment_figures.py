@@ -75,14 +75,15 @@ def training_samples(config: dict[str, Any], k: int) -> list[tuple[np.ndarray, n
     return out
 
 
-def preview_grid(rep: Any, k: int, label_space: str) -> bytes:
-    """One row per condition: ``k`` training samples, each photo beside its label map."""
+def preview_grid(rep: Any, k: int, label_space: str | dict[str, Any]) -> bytes:
+    """One row per condition: ``k`` training samples, each photo beside its label map (coloured by
+    ``label_space``: a name, a file, or the dict of a resolved one)."""
     import cv2
 
-    from ..labelspace import get_label_space
+    from ..labelspace import LabelSpace, get_label_space
     from ..preview import make_grid
 
-    ls = get_label_space(label_space)
+    ls = LabelSpace.from_dict(label_space) if isinstance(label_space, dict) else get_label_space(label_space)
     rows: list[list[np.ndarray]] = []
     captions: list[list[str]] = []
     seen: set[str] = set()
