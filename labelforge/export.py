@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._lock import output_lock
 from .errors import InputError
 from .layouts import parse_layout
 from .outputs import mark_finished, prepare_output
@@ -56,6 +57,11 @@ class ExportResult:
 
 def export_shards(cfg: ExportConfig, progress: Progress | None = None) -> ExportResult:
     """Write every sample of ``cfg.shards`` into ``cfg.out`` in the dataset's (or the given) layout."""
+    with output_lock(cfg.out, "export"):
+        return _export(cfg, progress)
+
+
+def _export(cfg: ExportConfig, progress: Progress | None) -> ExportResult:
     from .shards import ShardSet
 
     progress = progress or NullProgress()
