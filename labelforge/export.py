@@ -65,13 +65,11 @@ def _export(cfg: ExportConfig, progress: Progress | None) -> ExportResult:
     from .shards import ShardSet
 
     progress = progress or NullProgress()
-    ss = ShardSet(cfg.shards)
+    ss = ShardSet(cfg.shards, verify=cfg.verify)
     if re.fullmatch(r"[a-z][a-z0-9_-]*", cfg.split) is None:
         raise InputError(cfg.out, f"split name {cfg.split!r} must be lowercase letters, digits, '_' or '-'")
     spec = cfg.layout if cfg.layout not in ("auto", "") else str(ss.config.get("layout") or "cityscapes")
     layout = parse_layout(spec)
-    if cfg.verify:
-        ss.verify()
     out = prepare_output(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
     writer = layout.writer(out, ss.label_space)
     written = 0

@@ -340,7 +340,7 @@ def _write_preview(ss: Any, out: Path, k: int, drop_id: int) -> Path:
     from ..preview import save_grid
     from ..shards import ShardSet
 
-    res = ShardSet(out, require_complete=False)
+    res = ShardSet(out, require_complete=False, verify=False)  # just written
     pal = ss.label_space.palette
     rows, caps = [], []
     for i in range(min(k, len(res))):
