@@ -81,7 +81,7 @@ def _live_holder(fd: int, out: Path, *, shared: bool) -> Holder | None:
         fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         flocked = True
     except BlockingIOError:
-        return read_holder(out) or Holder(0, "?", "unknown command", time.time())
+        return _named_holder(out)
     except OSError:  # no flock on this file system: the file's word is all there is
         flocked = False
     holder = read_holder(out)
@@ -92,6 +92,16 @@ def _live_holder(fd: int, out: Path, *, shared: bool) -> Holder | None:
     return None if flocked else (holder if _pid_alive(holder.pid) else None)
 
 
+def _named_holder(out: Path) -> Holder:
+    """The holder of a flock someone holds; it writes its name just after taking the lock, so wait a moment."""
+    for _ in range(50):
+        holder = read_holder(out)
+        if holder is not None:
+            return holder
+        time.sleep(0.01)
+    return Holder(0, socket.gethostname(), "a run that wrote no name", time.time())
+
+
 def _refusal(out: Path, holder: Holder) -> InputError:
     hint = "wait for it to finish"
     if holder.host != socket.gethostname():
@@ -99,11 +109,16 @@ def _refusal(out: Path, holder: Holder) -> InputError:
     return InputError(out, f"output is locked by {holder.describe()}; {hint}")
 
 
+def _rank_zero() -> bool:
+    """Not a torchrun process of rank > 0: rank 0 takes and checks the lock for every process."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def check_unlocked(out: str | Path) -> None:
     """Raise an InputError naming the holder when another live run holds ``out``'s lock (touches nothing)."""
     out = Path(out)
     path = out / LOCK
-    if not path.is_file() or (os.getpid(), out.resolve()) in _HELD:
+    if not _rank_zero() or not path.is_file() or (os.getpid(), out.resolve()) in _HELD:
         return
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -154,7 +169,7 @@ def output_lock(out: str | Path, command: str, *, enabled: bool | None = None) -
     """
     out = Path(out)
     if enabled is None:
-        enabled = os.environ.get("RANK", "0") == "0"
+        enabled = _rank_zero()
     if not enabled:
         yield out
         return

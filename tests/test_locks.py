@@ -72,8 +72,9 @@ def test_a_second_compose_is_refused_naming_the_holders_pid(holder, tmp_path):
         ["train-eval", "{root}", "--out", "{out}"],
         ["train-generator", "{root}", "--out", "{out}"],
         ["export", "{root}", "{out}"],
+        ["experiment", str(REPO / "plans" / "quick.toml"), "--out", "{out}"],
     ],
-    ids=["compose", "compose-resume", "train-eval", "train-generator", "export"],
+    ids=["compose", "compose-resume", "train-eval", "train-generator", "export", "experiment"],
 )
 def test_cli_refuses_a_locked_output_with_one_line(holder, tmp_path, argv):
     out, pid = holder
@@ -121,3 +122,12 @@ def test_a_refused_input_leaves_no_folder_behind(tmp_path):
     with pytest.raises(USER_ERRORS):
         run_compose(ComposeConfig(root=tmp_path / "missing", out=out, classes=("wall",)))
     assert not (tmp_path / "new").exists()
+
+
+def test_torchrun_ranks_above_zero_leave_the_lock_to_rank_zero(holder, monkeypatch):
+    out, pid = holder  # stands for rank 0 of the same torchrun job
+    monkeypatch.setenv("RANK", "1")
+    check_output(out, resume=True)  # RunDir.open checks on every rank: rank 0's lock is no refusal
+    with output_lock(out, "train-eval"):
+        assert read_holder(out).pid == pid
+    assert (out / LOCK).exists()  # rank 1 neither took nor released it
