@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._lock import output_lock
 from .errors import InputError
 from .layouts import parse_layout
 from .outputs import mark_finished, prepare_output
@@ -56,16 +57,19 @@ class ExportResult:
 
 def export_shards(cfg: ExportConfig, progress: Progress | None = None) -> ExportResult:
     """Write every sample of ``cfg.shards`` into ``cfg.out`` in the dataset's (or the given) layout."""
+    with output_lock(cfg.out, "export"):
+        return _export(cfg, progress)
+
+
+def _export(cfg: ExportConfig, progress: Progress | None) -> ExportResult:
     from .shards import ShardSet
 
     progress = progress or NullProgress()
-    ss = ShardSet(cfg.shards)
+    ss = ShardSet(cfg.shards, verify=cfg.verify)
     if re.fullmatch(r"[a-z][a-z0-9_-]*", cfg.split) is None:
         raise InputError(cfg.out, f"split name {cfg.split!r} must be lowercase letters, digits, '_' or '-'")
     spec = cfg.layout if cfg.layout not in ("auto", "") else str(ss.config.get("layout") or "cityscapes")
     layout = parse_layout(spec)
-    if cfg.verify:
-        ss.verify()
     out = prepare_output(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
     writer = layout.writer(out, ss.label_space)
     written = 0

@@ -5,7 +5,9 @@ Every command that writes follows one rule set (see docs/design.md, "Outputs"):
 * a finished output folder holds a ``_SUCCESS`` marker (written last, atomically);
 * an existing finished output is refused unless ``overwrite`` is set;
 * an existing unfinished output is refused unless ``resume`` (continue) or ``overwrite`` is set;
-* single files are written to a temporary name in the same folder, fsynced and renamed.
+* single files are written to a temporary name in the same folder, fsynced and renamed;
+* a run that writes holds the folder's ``.lock`` (:mod:`labelforge._lock`); the lock file is no
+  output: a folder holding only it is empty, and ``overwrite`` keeps it.
 
 Example:
     >>> from labelforge.outputs import prepare_output, mark_finished  # doctest: +SKIP
@@ -22,6 +24,7 @@ from typing import Any
 
 from cityscapes_tools.io import atomic_write_bytes
 
+from ._lock import LOCK, check_unlocked
 from .errors import OutputExistsError
 
 __all__ = [
@@ -41,16 +44,22 @@ def is_finished(out: str | Path) -> bool:
     return (Path(out) / SUCCESS).exists()
 
 
+def _holds_files(out: Path) -> bool:
+    return out.is_dir() and any(p.name != LOCK for p in out.iterdir())
+
+
 def check_output(out: str | Path, *, overwrite: bool = False, resume: bool = False, resumable: bool = True) -> None:
     """Raise :class:`OutputExistsError` when ``out`` holds work the caller did not say what to do with.
 
     Touches nothing, so commands call it before any costly work. ``resumable=False`` is for one-shot
-    commands (evaluate, report, stats) that have no ``--resume`` to suggest.
+    commands (evaluate, report, stats) that have no ``--resume`` to suggest. Another live run holding
+    the folder's lock is refused first, whatever the flags (an InputError naming its pid).
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(out, "output path exists and is not a directory")
-    if overwrite or resume or not (out.is_dir() and any(out.iterdir())):
+    check_unlocked(out)
+    if overwrite or resume or not _holds_files(out):
         return
     if is_finished(out):
         raise OutputExistsError(out, "output already finished; pass --overwrite to replace it")
@@ -68,8 +77,14 @@ def prepare_output(out: str | Path, *, overwrite: bool = False, resume: bool = F
     """
     out = Path(out)
     check_output(out, overwrite=overwrite, resume=resume)
-    if overwrite and out.is_dir() and any(out.iterdir()):
-        shutil.rmtree(out)
+    if overwrite and _holds_files(out):
+        for p in out.iterdir():  # all but the lock: removing it would let a second run in
+            if p.name == LOCK:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -37,9 +37,23 @@ def _root(
 
 def _register() -> None:
     # Command modules import only typer/rich at module level, so --help stays fast.
-    from . import check, compose, experiment, filter, generator, labelspace, quality, report, segment, stats, synth
+    from . import (
+        check,
+        compose,
+        experiment,
+        filter,
+        generator,
+        labelspace,
+        quality,
+        report,
+        segment,
+        stats,
+        synth,
+        verify,
+    )
 
-    for mod in (synth, check, stats, compose, generator, quality, filter, segment, report, experiment, labelspace):
+    commands = (synth, check, stats, compose, generator, quality, filter, segment, report, experiment, labelspace)
+    for mod in (*commands, verify):
         mod.register(app)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._lock import output_lock
 from ..dataset import DatasetSource, SamplePaths, open_dataset
 from ..errors import InputError, LabelforgeError
 from ..labelspace import LabelSpace
@@ -259,6 +260,11 @@ def _work(i: int) -> tuple[str, EncodedSample, dict[str, Any]]:
 
 def run_compose(cfg: ComposeConfig, progress: Progress | None = None) -> ComposeResult:
     """Compose ``cfg``'s samples into a shard dir at ``cfg.out`` (resuming or overwriting as asked)."""
+    with output_lock(cfg.out, "compose"):
+        return _run_compose(cfg, progress)
+
+
+def _run_compose(cfg: ComposeConfig, progress: Progress | None) -> ComposeResult:
     from ..shards import ShardWriter
 
     global _CTX

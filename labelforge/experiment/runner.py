@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._lock import output_lock
 from ..errors import LabelforgeError
 from ..outputs import atomic_write_json, atomic_write_text
 from ..progress import NullProgress, Progress
@@ -171,12 +172,18 @@ def run_experiment(cfg: ExperimentConfig, progress: Progress | None = None) -> E
     progress = progress or NullProgress()
     out = Path(cfg.out)
     graph = build_graph(load_plan(cfg.plan))
-    runs = [StageRun(s, stage_status(s, out)) for s in graph.stages]
-    result = ExperimentResult(graph, out, runs)
     if cfg.dry_run:
-        return result
+        return ExperimentResult(graph, out, [StageRun(s, stage_status(s, out)) for s in graph.stages])
     if cfg.executor == "slurm" and graph.plan.slurm.get("cluster") is None and shutil.which("sbatch") is None:
         raise LabelforgeError('--executor slurm: no sbatch on this machine (set [slurm] cluster = "local" to test)')
+    with output_lock(out, "experiment"):  # the stages' status is read under the lock: no other run moves it
+        return _run(cfg, graph, progress, t0)
+
+
+def _run(cfg: ExperimentConfig, graph: Graph, progress: Progress, t0: float) -> ExperimentResult:
+    out = Path(cfg.out)
+    runs = [StageRun(s, stage_status(s, out)) for s in graph.stages]
+    result = ExperimentResult(graph, out, runs)
     _save_plan(cfg, graph)
     todo = [r for r in runs if r.status != STATUS_DONE]
     if cfg.executor == "slurm":

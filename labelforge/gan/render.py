@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._lock import output_lock
 from .._runtime import all_reduce_sum, amp_dtype, autocast, barrier, distributed, to_host_async
 from ..errors import InputError, LabelforgeError
 from ..labelspace import LabelSpace
@@ -367,7 +368,7 @@ def render_shards(
         _check_oracle_space(ss)
     composite = open_composite_source(ss, cfg.composite_dilate, cfg.composite_feather) if cfg.composite else None
     renders = cfg.renders_per_map
-    with distributed(cfg.device) as (info, device):
+    with output_lock(out, "render"), distributed(cfg.device) as (info, device):
         r = _renderer(generator, ss, device, cfg)
         r.info |= {"input": str(Path(shards).resolve()), "composite": composite and composite.record()}
         spp = int(ss.manifest["samples_per_shard"])
@@ -420,7 +421,7 @@ def _write_preview(out: Path, n: int, renders: int = 1) -> Path:
     """``preview.png``: the first ``n`` maps, each as its composed label beside its renders (at most 4)."""
     from ..preview import save_grid
 
-    ss = ShardSet(out, require_complete=False)
+    ss = ShardSet(out, require_complete=False, verify=False)  # just written
     shown = min(renders, 4)
     rows, caps = [], []
     for i in range(min(n, len(ss) // renders)):

@@ -48,6 +48,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 
+from .._lock import output_lock
 from .._rundir import RunDir
 from .._runtime import all_reduce_sum, distributed, per_process_batch
 from ..errors import LabelforgeError
@@ -156,7 +157,7 @@ def train_generator(
     """
     t0 = time.perf_counter()
     trainer.check(gen_cfg, cfg)
-    with distributed(cfg.device) as (info, device):
+    with output_lock(out, "train-generator"), distributed(cfg.device) as (info, device):
         ls = label_space if isinstance(label_space, LabelSpace) else get_label_space(label_space)
         data = _open_data(root, gen_cfg, cfg, ls, info.rank, info.world, device)
         sampler_state = {"kind": "DistributedSampler", "seed": cfg.seed, "samples": len(data.train)}

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .._lock import output_lock
 from ..errors import InputError, LabelforgeError
 from ..labelspace import ClassDef, LabelSpace
 from ..outputs import atomic_write_text, check_output
@@ -263,6 +264,11 @@ def run_filter(
     cfg: FilterConfig, *, resume: bool = False, overwrite: bool = False, progress: Progress | None = None
 ) -> FilterResult:
     """Filter the rendered samples of ``cfg.shards`` into ``cfg.out`` (docs/filter.md)."""
+    with output_lock(cfg.out, "filter"):
+        return _run_filter(cfg, resume, overwrite, progress)
+
+
+def _run_filter(cfg: FilterConfig, resume: bool, overwrite: bool, progress: Progress | None) -> FilterResult:
     import torch
 
     from .._runtime import resolve_device
@@ -334,7 +340,7 @@ def _write_preview(ss: Any, out: Path, k: int, drop_id: int) -> Path:
     from ..preview import save_grid
     from ..shards import ShardSet
 
-    res = ShardSet(out, require_complete=False)
+    res = ShardSet(out, require_complete=False, verify=False)  # just written
     pal = ss.label_space.palette
     rows, caps = [], []
     for i in range(min(k, len(res))):

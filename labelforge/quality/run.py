@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .._lock import output_lock
 from ..errors import InputError, LabelforgeError
 from ..outputs import atomic_write_text, check_output, mark_finished, prepare_output
 from ..progress import NullProgress, Progress
@@ -155,6 +156,11 @@ def _real_stats(real: list[Any], seg: Any, inception: Any, cfg: QualityConfig, p
 
 def measure_quality(cfg: QualityConfig, *, overwrite: bool = False, progress: Progress | None = None) -> QualityResult:
     """Score the rendered shards of ``cfg`` and write ``quality.json`` into ``cfg.out``."""
+    with output_lock(cfg.out, "quality"):
+        return _measure(cfg, overwrite, progress)
+
+
+def _measure(cfg: QualityConfig, overwrite: bool, progress: Progress | None) -> QualityResult:
     import torch
 
     from .._runtime import resolve_device

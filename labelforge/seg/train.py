@@ -37,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from .. import __version__
+from .._lock import output_lock
 from .._rundir import RUNTIME_FIELDS, RunDir, RunSpec
 from .._runtime import DistInfo, all_reduce_sum, distributed, per_process_batch
 from ..progress import Progress, ProgressTask
@@ -203,7 +204,7 @@ def train_eval(
     Example:
         >>> metrics = train_eval(resolve_config("tiny", root="data/mini", out="runs/a"))  # doctest: +SKIP
     """
-    with distributed(cfg.device) as (info, device):
+    with output_lock(cfg.out, "train-eval"), distributed(cfg.device) as (info, device):
         inputs = check_inputs(cfg)
         n_supp = sum(len(s) for s in inputs.shards)
         plan = plan_epochs(cfg, n_orig=len(inputs.train), n_supp=n_supp, world=info.world)

@@ -86,7 +86,7 @@ def resolve_stats_label_space(
         if is_shard_dir(p):
             from ..shards import ShardSet
 
-            ls = ShardSet(p).label_space
+            ls = ShardSet(p, verify=False).label_space  # the header alone; counts verify
         else:
             ls = resolve_label_space(p, _layout_of(p, layout), "auto")
         if found is not None and ls.fingerprint != found.fingerprint:
