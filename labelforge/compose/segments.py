@@ -36,6 +36,7 @@ import numpy as np
 
 from cityscapes_tools.instances import decode_instance, is_instance
 from cityscapes_tools.io import atomic_write_bytes
+from cityscapes_tools.layout import check_instances
 
 from ..dataset import DatasetSource, SamplePaths
 from ..errors import InputError
@@ -323,6 +324,8 @@ def _scan_one(i: int) -> _MapSegments:
     if (label.shape[0], label.shape[1]) != _SCAN["size"]:
         h, w = _SCAN["size"]
         raise InputError(s.label, f"map is {label.shape[1]}x{label.shape[0]}, the split's first map is {w}x{h}")
+    if inst is not None:  # segments are cut by instance: a wrong one would paste the wrong class
+        check_instances(inst, label, s.instance)
     return extract_segments(label, inst, ds.label_space, _SCAN["min_area"])
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from cityscapes_tools.errors import DatasetFormatError
 from cityscapes_tools.instances import decode_instance, is_instance
 from cityscapes_tools.io import read_label, read_png
+from cityscapes_tools.layout import check_instances
 
 from ..layouts.masks import MaskCodec
 from ..layouts.masks import histogram as _histogram
@@ -135,12 +136,16 @@ def count_map(job: MapJob, valid: np.ndarray | None = None) -> Counts:
     """Read one sample's label map (and instance map) and count it."""
     if job.masks is not None and not job.masks.plain:
         pix, shape = job.masks.id_histogram(job.label)  # values checked and moved to their ids
+        label = None
     else:
         label = read_label(job.label, check_values=False)  # ids are checked by count_label's histogram
         pix, shape = count_label(label, job.label, valid), label.shape
     inst = None
     if job.instance is not None:
-        inst = count_instances(_read_instance(job.instance, shape), job.instance, valid)
+        arr = _read_instance(job.instance, shape)
+        if label is not None:  # wrong instances would count wrong instances per class
+            check_instances(arr, label, job.instance)
+        inst = count_instances(arr, job.instance, valid)
     return Counts(1, shape[0] * shape[1], pix, (pix > 0).astype(np.int64), inst)
 
 
