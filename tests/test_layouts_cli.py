@@ -187,7 +187,7 @@ def test_an_experiment_plan_runs_on_the_layout(datasets, tmp_path: Path) -> None
     plan.write_text(
         f'[plan]\nname = "layout"\nseeds = [0]\nratios = [0.5]\nclasses = ["person"]\npreview = 2\n'
         f'[dataset]\nroot = "{dataset["root"]}"\nlayout = "{FOLDERS}"\nlabel_space = "{space}"\n'
-        "[compose]\nmin_area = 10\n[quality]\nenabled = false\n"
+        '[compose]\nmin_area = 10\n[quality]\nenabled = false\n'
         '[segmenter]\npreset = "tiny"\niters = 2\nsize = "32x64"\ncrop = "32x64"\nbatch_size = 2\nworkers = 0\n'
         'device = "cpu"\n[[conditions]]\nkind = "baseline"\n[[conditions]]\nkind = "copy-paste"\n',
         encoding="utf-8",
