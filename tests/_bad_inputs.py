@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from cityscapes_tools.io import read_image, read_label, write_png
@@ -52,6 +53,17 @@ def build_world(base: Path) -> World:
     run = base / "run"
     evaluate_predictions(EvaluateConfig(pred_dir=preds, root=root, out=run, split="val", workers=1))
     return World(base, root, labels, images, preds, run, cache)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return build_world(tmp_path_factory.mktemp("world"))
+
+
+def fill(template: str, world: World, out: Path) -> list[str]:
+    """``"stats {root} --out {out}"`` -> argv, with the world's paths (none holds a space)."""
+    paths = {f: getattr(world, f) for f in World.__dataclass_fields__}
+    return [a.format(**paths, out=out, missing=world.base / "no-such-thing") for a in template.split()]
 
 
 # -- ways to break a dataset root: each breaks the first sample of every split and returns the files ----

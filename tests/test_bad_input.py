@@ -6,16 +6,16 @@ The training commands are asked for their tiniest runs; they must refuse before 
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
-from _bad_inputs import DATASET_CASES, World, assert_refused, broken_root, build_world
+from _bad_inputs import H, W, DATASET_CASES, World, assert_refused, broken_root, fill, world  # noqa: F401 - a fixture
 
-
-@pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return build_world(tmp_path_factory.mktemp("world"))
+from cityscapes_tools.io import write_png
 
 
 def _plan(root: Path, out: Path) -> Path:
@@ -67,3 +67,111 @@ def test_a_broken_dataset_is_refused_in_one_line(world: World, tmp_path: Path, c
     argv = COMMANDS[command][0](world, root, out)
     line = assert_refused(argv, [tmp_path], [p.name for p in broken])
     assert line.startswith("error: ")
+
+
+# -- other input files: shard dirs, predictions, metrics, plans -------------------------------------
+def _copy(src: Path, tmp: Path) -> Path:
+    dst = tmp / "in" / src.name
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _edit_json(path: Path, change: Callable[[dict], None]) -> None:
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+
+
+def _future_schema(shards: Path) -> list[Path]:
+    _edit_json(shards / "manifest.json", lambda m: m.update(schema="labelforge.shards/99"))
+    return [shards / "manifest.json"]
+
+
+def _lost_shard(shards: Path) -> list[Path]:
+    (shards / "shard-00001.h5").unlink()
+    return [shards / "shard-00001.h5"]
+
+
+def _unfinished(shards: Path) -> list[Path]:
+    _edit_json(shards / "manifest.json", lambda m: m.update(shards=m["shards"][:1], complete=False))
+    return [shards]
+
+
+SHARD_CASES = {"future-schema": _future_schema, "lost-shard": _lost_shard, "unfinished": _unfinished}
+SHARD_COMMANDS = {
+    "stats": "stats {s} --out {out}",
+    "export": "export {s} {out}",
+    "render": "render {s} --out {out} --oracle --device cpu",
+    "train-eval": "train-eval {root} --out {out} --supp {s} --preset fast --device cpu -q",
+    "quality": "quality {s} --out {out} --segmenter {missing}",
+    "filter": "filter {s} --out {out} --segmenter {missing}",
+}
+SHARD_MATRIX = [(c, k) for c in SHARD_COMMANDS for k in SHARD_CASES]
+
+
+@pytest.mark.parametrize(("command", "case"), SHARD_MATRIX, ids=[f"{c}-{k}" for c, k in SHARD_MATRIX])
+def test_a_broken_shard_dir_is_refused_in_one_line(world: World, tmp_path: Path, command: str, case: str) -> None:
+    # render reads label shards; the others take rendered ones (stats and export either)
+    shards = _copy(world.labels if command == "render" else world.images, tmp_path)
+    broken = SHARD_CASES[case](shards)
+    argv = fill(SHARD_COMMANDS[command].replace("{s}", str(shards)), world, tmp_path / "out")
+    assert_refused(argv, [tmp_path, world.base], [p.name for p in broken])
+    if case == "future-schema":
+        assert "labelforge.shards/99" in assert_refused(argv, [tmp_path], ["manifest.json"])
+
+
+def _bad_prediction(change: Callable[[Path], None]) -> Callable[[World, Path], tuple[list[object], list[str]]]:
+    def case(world: World, tmp: Path) -> tuple[list[object], list[str]]:
+        preds = _copy(world.preds, tmp)
+        first = sorted(preds.glob("*.png"))[0]
+        change(first)
+        return fill(f"evaluate {preds} {{root}} --out {{out}} --split val", world, tmp / "out"), [first.name]
+
+    return case
+
+
+def _metrics(change: Callable[[Path], None]) -> Callable[[World, Path], tuple[list[object], list[str]]]:
+    def case(world: World, tmp: Path) -> tuple[list[object], list[str]]:
+        run = _copy(world.run, tmp)
+        change(run / "metrics.json")
+        return fill(f"report {{run}} {run} --out {{out}}", world, tmp / "out"), [str(run)]
+
+    return case
+
+
+def _plan_text(edit: Callable[[str], str]) -> Callable[[World, Path], tuple[list[object], list[str]]]:
+    def case(world: World, tmp: Path) -> tuple[list[object], list[str]]:
+        plan = _plan(world.root, tmp)
+        plan.write_text(edit(plan.read_text()))
+        return fill(f"experiment {plan} --out {{out}}", world, tmp / "out"), [plan.name]
+
+    return case
+
+
+def _run_dir_without_checkpoint(command: str) -> Callable[[World, Path], tuple[list[object], list[str]]]:
+    def case(world: World, tmp: Path) -> tuple[list[object], list[str]]:
+        seg = _copy(world.run, tmp)  # a folder with metrics.json, but no trained segmenter
+        return fill(f"{command} {{images}} --out {{out}} --segmenter {seg}", world, tmp / "out"), [seg.name]
+
+    return case
+
+
+FILE_CASES = {
+    "evaluate-truncated-prediction": _bad_prediction(lambda p: p.write_bytes(p.read_bytes()[:40])),
+    "evaluate-3-channel-prediction": _bad_prediction(lambda p: write_png(p, np.zeros((H, W, 3), np.uint8), rgb=True)),
+    "evaluate-prediction-size": _bad_prediction(lambda p: write_png(p, np.zeros((H // 2, W), np.uint8))),
+    "report-not-json": _metrics(lambda p: p.write_text("{not json")),
+    "report-future-schema": _metrics(lambda p: _edit_json(p, lambda m: m.update(schema="labelforge.metrics/99"))),
+    "experiment-toml-syntax": _plan_text(lambda t: t.replace("[plan]", "[plan")),
+    "experiment-unknown-class": _plan_text(lambda t: t.replace('class = "car"', 'class = "carr"')),
+    "experiment-ratio": _plan_text(lambda t: t.replace("ratios = [0.5]", "ratios = [1.5]")),
+    "experiment-negative-count": _plan_text(lambda t: t.replace("epochs = 1", "epochs = -1")),
+    "quality-not-a-segmenter": _run_dir_without_checkpoint("quality"),
+    "filter-not-a-segmenter": _run_dir_without_checkpoint("filter"),
+}
+
+
+@pytest.mark.parametrize("case", FILE_CASES)
+def test_a_broken_input_file_is_refused_in_one_line(world: World, tmp_path: Path, case: str) -> None:
+    argv, names = FILE_CASES[case](world, tmp_path)
+    assert_refused(argv, [tmp_path, world.base], names)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -22,6 +23,13 @@ from rich.progress import (
 from rich.progress import (
     Progress as RichBar,
 )
+
+try:  # typer >= 0.2x vendors click; earlier ones depend on it
+    from typer._click import Context as ClickContext
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover
+    from click import ClickException, UsageError
+    from click import Context as ClickContext
 
 from ..errors import USER_ERRORS
 from ..progress import Progress, ProgressTask
@@ -77,6 +85,35 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class _OneLineUsageError(ClickException):
+    """A usage error (bad option value, missing argument) as the one line every other error is."""
+
+    exit_code = 2
+
+    def __init__(self, err: UsageError) -> None:
+        hint = f" (see '{err.ctx.command_path} -h')" if err.ctx is not None else ""
+        super().__init__(f"{err.format_message()}{hint}")
+
+    def show(self, file: Any = None) -> None:
+        err_console.print(f"[bold red]error:[/] {escape(self.format_message())}", markup=True, highlight=False)
+
+
+class OneLineUsageGroup(typer.core.TyperGroup):
+    """The command group: click's usage errors (usage, hint, blank line, message) become one line."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> ClickContext:
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as err:
+            raise _OneLineUsageError(err) from None
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as err:
+            raise _OneLineUsageError(err) from None
 
 
 class _RichTask(ProgressTask):

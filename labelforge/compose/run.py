@@ -154,8 +154,11 @@ def _validate(cfg: ComposeConfig, ls: LabelSpace, method: ComposeMethod, names: 
     method.check(ls, names)
     if cfg.copy_paste and not method.photos:
         raise LabelforgeError(f"--copy-paste needs the base map's photo; {method.name} bases have none")
-    if not 0.0 <= cfg.shift <= 1.0:
-        raise LabelforgeError(f"--shift is a share of the width in 0..1, got {cfg.shift}")
+    for name, share in (("--shift", cfg.shift), ("--min-contact", cfg.min_contact), ("--min-visible", cfg.min_visible)):
+        if not 0.0 <= share <= 1.0:
+            raise LabelforgeError(f"{name} is a share in 0..1, got {share}")
+    if cfg.preview < 0:
+        raise LabelforgeError(f"--preview is a number of samples, got {cfg.preview}")
     for n in cfg.protect:
         ls.get(n)
     if cfg.samples_per_shard < 1 or cfg.min_area < 1 or cfg.retries < 1:
