@@ -16,17 +16,19 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from cityscapes_tools.io import atomic_write_bytes
 
-from .errors import OutputExistsError
+from .errors import InputError, OutputExistsError
 
 __all__ = [
     "SUCCESS",
     "check_output",
+    "check_writable",
     "prepare_output",
     "mark_finished",
     "is_finished",
@@ -50,6 +52,7 @@ def check_output(out: str | Path, *, overwrite: bool = False, resume: bool = Fal
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(out, "output path exists and is not a directory")
+    check_writable(out)
     if overwrite or resume or not (out.is_dir() and any(out.iterdir())):
         return
     if is_finished(out):
@@ -57,6 +60,16 @@ def check_output(out: str | Path, *, overwrite: bool = False, resume: bool = Fal
     if resumable:
         raise OutputExistsError(out, "output holds unfinished work; pass --resume to continue or --overwrite")
     raise OutputExistsError(out, "output folder is not empty; pass --overwrite to replace it")
+
+
+def check_writable(out: str | Path) -> None:
+    """Raise InputError when ``out`` (or the folder it would be made in) may not be written: refused before
+    the work, not after it."""
+    where = Path(out).absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise InputError(where, "permission denied: cannot write the output here")
 
 
 def prepare_output(out: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from cityscapes_tools.io import read_image, read_label, write_png
@@ -53,11 +52,6 @@ def build_world(base: Path) -> World:
     run = base / "run"
     evaluate_predictions(EvaluateConfig(pred_dir=preds, root=root, out=run, split="val", workers=1))
     return World(base, root, labels, images, preds, run, cache)
-
-
-@pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return build_world(tmp_path_factory.mktemp("world"))
 
 
 def fill(template: str, world: World, out: Path) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _bad_inputs import H, W, DATASET_CASES, World, assert_refused, broken_root, fill, world  # noqa: F401 - a fixture
+from _bad_inputs import DATASET_CASES, H, W, World, assert_refused, broken_root, fill
 
 from cityscapes_tools.io import write_png
 

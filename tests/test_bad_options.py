@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _bad_inputs import World, assert_refused, fill, world  # noqa: F401 - a fixture
+from _bad_inputs import World, assert_refused, fill
 
 COMPOSE = "compose {root} --out {out} --class car --cache-dir {cache}"
 GEN = "train-generator {root} --out {out} --size 32x64 --device cpu"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable
@@ -69,8 +70,13 @@ LayoutOpt = Annotated[
 DATASET_ROOT_HELP = "Dataset root in any layout: cityscapes, folders, voc or ade20k (see --layout)."
 
 
+# OS errors that are the machine's state, not a bug: a full disk, a folder the user may not write.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
+
+
 def handle_errors(fn: F) -> F:
-    """Turn labelforge's input errors into one line on stderr and exit status 2."""
+    """Turn input errors and the machine's (a full disk, a folder not writable) into one line on stderr and exit
+    status 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -79,6 +85,12 @@ def handle_errors(fn: F) -> F:
         except USER_ERRORS as exc:
             # The message is escaped: a "[generator]" in it is text, not rich markup.
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            if exc.errno not in _ENVIRONMENT_ERRNOS:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            err_console.print(f"[bold red]error:[/] {escape(where + (exc.strerror or str(exc)))}", highlight=False)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; finished parts are kept, rerun with --resume to continue")
