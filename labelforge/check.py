@@ -8,6 +8,8 @@ Example:
 
 from __future__ import annotations
 
+import multiprocessing
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +17,12 @@ from pathlib import Path
 from .dataset import Sample, open_dataset, validate_sample
 from .labelspace import LabelSpace
 from .layouts import Layout
-from .progress import Progress
+from .progress import NullProgress, Progress
 
-__all__ = ["CheckResult", "check_dataset"]
+__all__ = ["CheckResult", "check_dataset", "validate_samples"]
+
+# Below this many samples a process pool costs more than it saves.
+_POOL_MIN = 64
 
 
 @dataclass(frozen=True)
@@ -49,17 +54,7 @@ def check_dataset(
     splits = splits or ds.splits()
     per_split = {s: ds.samples(s) for s in splits}
     if deep:
-        todo: list[Sample] = [p for ps in per_split.values() for p in ps]
-        progress = progress or Progress()
-        with progress.task("checking files", total=len(todo)) as bar:
-            if workers > 1:
-                with ProcessPoolExecutor(workers) as pool:
-                    for _ in pool.map(validate_sample, todo, chunksize=8):
-                        bar.advance()
-            else:
-                for p in todo:
-                    validate_sample(p)
-                    bar.advance()
+        validate_samples([p for ps in per_split.values() for p in ps], workers=workers, progress=progress)
     return CheckResult(
         root=ds.root,
         layout=ds.layout.spec(),
@@ -68,3 +63,21 @@ def check_dataset(
         with_images={s: ps[0].image is not None for s, ps in per_split.items()},
         with_instances={s: ps[0].instance is not None for s, ps in per_split.items()},
     )
+
+
+def validate_samples(samples: Sequence[Sample], *, workers: int = 1, progress: Progress | None = None) -> None:
+    """Decode and check every file of ``samples`` (see :func:`labelforge.dataset.validate_sample`);
+    the first problem raises its one-line error. The training commands run this before they write.
+    """
+    progress = progress or NullProgress()
+    with progress.task("checking files", total=len(samples)) as bar:
+        if workers <= 1 or len(samples) < _POOL_MIN:
+            for s in samples:
+                validate_sample(s)
+                bar.advance()
+            return
+        # forkserver: callers may hold torch's threads, which a forked child must not inherit.
+        ctx = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            for _ in pool.map(validate_sample, samples, chunksize=8):
+                bar.advance()

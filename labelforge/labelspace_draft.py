@@ -31,6 +31,7 @@ from .errors import InputError, LabelforgeError, OutputExistsError
 from .labelspace import ClassDef, LabelSpace, get_label_space, voc_colormap
 from .layouts import resolve_layout
 from .layouts.masks import mask_palette, read_mask_values, value_histogram
+from .outputs import check_writable
 from .progress import NullProgress, Progress
 
 __all__ = ["DraftConfig", "DraftResult", "draft_label_space", "render_yaml"]
@@ -147,6 +148,7 @@ def draft_label_space(cfg: DraftConfig, progress: Progress | None = None) -> Dra
         raise LabelforgeError(f"--out must end in .yaml, .yml or .json, got {out.name!r}")
     if out.exists() and not cfg.overwrite:
         raise OutputExistsError(out, "exists; pass --overwrite to replace it")
+    check_writable(out.parent)
     root = Path(cfg.root)
     layout = resolve_layout(root, cfg.layout)
     splits = list(cfg.splits) or layout.splits(root)

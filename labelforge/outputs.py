@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,12 @@ from typing import Any
 from cityscapes_tools.io import atomic_write_bytes
 
 from ._lock import LOCK, check_unlocked
-from .errors import OutputExistsError
+from .errors import InputError, OutputExistsError
 
 __all__ = [
     "SUCCESS",
     "check_output",
+    "check_writable",
     "prepare_output",
     "mark_finished",
     "is_finished",
@@ -59,6 +61,7 @@ def check_output(out: str | Path, *, overwrite: bool = False, resume: bool = Fal
     if out.exists() and not out.is_dir():
         raise OutputExistsError(out, "output path exists and is not a directory")
     check_unlocked(out)
+    check_writable(out)
     if overwrite or resume or not _holds_files(out):
         return
     if is_finished(out):
@@ -66,6 +69,16 @@ def check_output(out: str | Path, *, overwrite: bool = False, resume: bool = Fal
     if resumable:
         raise OutputExistsError(out, "output holds unfinished work; pass --resume to continue or --overwrite")
     raise OutputExistsError(out, "output folder is not empty; pass --overwrite to replace it")
+
+
+def check_writable(out: str | Path) -> None:
+    """Raise InputError when ``out`` (or the folder it would be made in) may not be written: refused before
+    the work, not after it."""
+    where = Path(out).absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise InputError(where, "permission denied: cannot write the output here")
 
 
 def prepare_output(out: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:

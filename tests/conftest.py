@@ -22,3 +22,11 @@ def label_space():
     from labelforge.labelspace import get_label_space
 
     return get_label_space("cityscapes")
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """Good inputs of every kind (tests/_bad_inputs.py), which the bad-input suites break copies of."""
+    from _bad_inputs import build_world
+
+    return build_world(tmp_path_factory.mktemp("world"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -22,6 +24,13 @@ from rich.progress import (
 from rich.progress import (
     Progress as RichBar,
 )
+
+try:  # typer >= 0.2x vendors click; earlier ones depend on it
+    from typer._click import Context as ClickContext
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover
+    from click import ClickException, UsageError
+    from click import Context as ClickContext
 
 from ..errors import USER_ERRORS
 from ..progress import Progress, ProgressTask
@@ -61,8 +70,13 @@ LayoutOpt = Annotated[
 DATASET_ROOT_HELP = "Dataset root in any layout: cityscapes, folders, voc or ade20k (see --layout)."
 
 
+# OS errors that are the machine's state, not a bug: a full disk, a folder the user may not write.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
+
+
 def handle_errors(fn: F) -> F:
-    """Turn labelforge's input errors into one line on stderr and exit status 2."""
+    """Turn input errors and the machine's (a full disk, a folder not writable) into one line on stderr and exit
+    status 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -72,11 +86,46 @@ def handle_errors(fn: F) -> F:
             # The message is escaped: a "[generator]" in it is text, not rich markup.
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
             raise typer.Exit(2) from None
+        except OSError as exc:
+            if exc.errno not in _ENVIRONMENT_ERRNOS:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            err_console.print(f"[bold red]error:[/] {escape(where + (exc.strerror or str(exc)))}", highlight=False)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; finished parts are kept, rerun with --resume to continue")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class _OneLineUsageError(ClickException):
+    """A usage error (bad option value, missing argument) as the one line every other error is."""
+
+    exit_code = 2
+
+    def __init__(self, err: UsageError) -> None:
+        hint = f" (see '{err.ctx.command_path} -h')" if err.ctx is not None else ""
+        super().__init__(f"{err.format_message()}{hint}")
+
+    def show(self, file: Any = None) -> None:
+        err_console.print(f"[bold red]error:[/] {escape(self.format_message())}", markup=True, highlight=False)
+
+
+class OneLineUsageGroup(typer.core.TyperGroup):
+    """The command group: click's usage errors (usage, hint, blank line, message) become one line."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> ClickContext:
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as err:
+            raise _OneLineUsageError(err) from None
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as err:
+            raise _OneLineUsageError(err) from None
 
 
 class _RichTask(ProgressTask):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
+from ._common import OneLineUsageGroup
 
 app = typer.Typer(
     name="labelforge",
@@ -19,6 +20,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
+    cls=OneLineUsageGroup,
 )
 
 

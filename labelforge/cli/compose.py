@@ -89,6 +89,10 @@ def compose(
     layout: LayoutOpt = "auto",
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
+    skip_bad: Annotated[
+        bool,
+        typer.Option("--skip-bad", help="Leave out maps that fail to read (listed in the summary and skipped.txt)."),
+    ] = False,
 ) -> None:
     """Compose new label maps in which rare classes appear more often, into HDF5 shards.
 
@@ -133,6 +137,7 @@ def compose(
         layout=layout,
         overwrite=overwrite,
         resume=resume,
+        skip_bad=skip_bad,
     )
     res = run_compose(cfg, progress=RichProgress())
     what = ", ".join(res.classes) if res.classes else "none (control)"
@@ -143,6 +148,12 @@ def compose(
     )
     if res.fallbacks:
         console.print(f"drawn bases: {res.fallbacks} samples (their map holds no sky, road or building pixel)")
+    if res.bad:
+        path, problem = res.bad[0]
+        console.print(
+            f"skipped {len(res.bad)} bad map(s) (listed in {res.out / 'skipped.txt'}); first: {path}: {problem}",
+            highlight=False,
+        )
     if res.preview is not None:
         console.print(f"preview: {res.preview}")
 

@@ -56,7 +56,7 @@ def train_generator(
         float | None, typer.Option("--lr", help="Adam learning rate (default: the preset's, 2e-4 / OASIS 4e-4).")
     ] = None,
     decay_epochs: Annotated[
-        int | None, typer.Option("--decay-epochs", help="Final epochs of linear LR decay (default: half).")
+        int | None, typer.Option("--decay-epochs", min=0, help="Final epochs of linear LR decay (default: half).")
     ] = None,
     vgg_weights: Annotated[
         Path | None, typer.Option("--vgg-weights", help="Local torchvision VGG19 state dict: adds the VGG loss.")

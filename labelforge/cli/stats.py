@@ -60,6 +60,10 @@ def stats(
         Path | None, typer.Option("--out", "-o", help="Folder for stats.json, stats.csv and stats.png.")
     ] = None,
     overwrite: OverwriteOpt = False,
+    skip_bad: Annotated[
+        bool,
+        typer.Option("--skip-bad", help="Leave out maps that fail to read (listed in the summary and skipped.txt)."),
+    ] = False,
     workers: WorkersOpt = 0,
     label_space: LabelSpaceOpt = "auto",
     layout: LayoutOpt = "auto",
@@ -87,6 +91,7 @@ def stats(
         out=out,
         overwrite=overwrite,
         figure=figure,
+        skip_bad=skip_bad,
     )
     res = run_stats(cfg, progress=RichProgress())
     print_result(res, out)
@@ -168,6 +173,10 @@ def print_result(res: StatsResult, out: Path | None = None) -> None:
         console.print(f"  {rec.args}", markup=False, highlight=False)
     else:
         console.print(f"no class to augment ({rec.rule}); try a higher --rare-threshold", highlight=False)
+    if res.skipped:
+        where = f" (listed in {out}/skipped.txt)" if out is not None else ""
+        path, problem = res.skipped[0]
+        console.print(f"skipped {len(res.skipped)} bad map(s){where}; first: {path}: {problem}", highlight=False)
     if out is not None:
         console.print(f"wrote {out}/stats.json (compose reads it with --classes auto --stats)", highlight=False)
 

@@ -25,14 +25,14 @@ from .._lock import output_lock
 from ..dataset import DatasetSource, SamplePaths, open_dataset
 from ..errors import InputError, LabelforgeError
 from ..labelspace import LabelSpace
-from ..outputs import check_output
+from ..outputs import atomic_write_text, check_output
 from ..progress import NullProgress, Progress
 from ..shards.encode import EncodedSample, encode_sample
 from ._pool import imap_ordered
 from .methods import ComposeMethod, Donors, Fallbacks, Selection, create_method
 from .placement import ClassGroups, PlacementRules
 from .sample import ComposeContext, compose_sample
-from .segments import load_segment_index
+from .segments import load_segment_index, usable_samples
 from .targets import recommended_classes
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 PREVIEW = "preview.png"
+SKIPPED = "skipped.txt"  # --skip-bad: one "file<TAB>problem" line per map left out
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class ComposeConfig:
     layout: str = "auto"
     overwrite: bool = False
     resume: bool = False
+    skip_bad: bool = False  # leave out (and list) maps that fail to read instead of stopping
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class ComposeResult:
     seconds: float
     preview: Path | None = None
     notes: list[str] = field(default_factory=list)
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (file, problem) of the maps --skip-bad left out
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class ComposePlan:
     shard_config: dict[str, Any]  # the config stored in the shards
     cached: bool  # the segment index came from the cache
     fallbacks: Fallbacks | None = None  # None: the method never falls back
+    bad: tuple[tuple[str, str], ...] = ()  # --skip-bad: (file, problem) of the maps left out
 
     def manifest_header(self) -> dict[str, Any]:
         """Facts about the run beside its config in manifest.json (not in the shard files)."""
@@ -155,24 +159,34 @@ def _validate(cfg: ComposeConfig, ls: LabelSpace, method: ComposeMethod, names: 
     method.check(ls, names)
     if cfg.copy_paste and not method.photos:
         raise LabelforgeError(f"--copy-paste needs the base map's photo; {method.name} bases have none")
-    if not 0.0 <= cfg.shift <= 1.0:
-        raise LabelforgeError(f"--shift is a share of the width in 0..1, got {cfg.shift}")
+    for name, share in (("--shift", cfg.shift), ("--min-contact", cfg.min_contact), ("--min-visible", cfg.min_visible)):
+        if not 0.0 <= share <= 1.0:
+            raise LabelforgeError(f"{name} is a share in 0..1, got {share}")
+    if cfg.preview < 0:
+        raise LabelforgeError(f"--preview is a number of samples, got {cfg.preview}")
     for n in cfg.protect:
         ls.get(n)
     if cfg.samples_per_shard < 1 or cfg.min_area < 1 or cfg.retries < 1:
         raise LabelforgeError("--samples-per-shard, --min-area and --retries must be at least 1")
 
 
-def _donors(cfg: ComposeConfig, ds: DatasetSource, progress: Progress) -> tuple[list[SamplePaths], Donors, bool]:
-    """The split's maps and their segment index (from the cache when the dataset is unchanged)."""
+def _donors(
+    cfg: ComposeConfig, ds: DatasetSource, progress: Progress
+) -> tuple[list[SamplePaths], Donors, bool, list[tuple[str, str]]]:
+    """The split's maps, their segment index (from the cache when the dataset is unchanged) and, with
+    ``skip_bad``, the maps left out."""
     samples = ds.samples(cfg.split, require_images=cfg.copy_paste)
     if cfg.copy_paste and any(s.image is None for s in samples):
         raise InputError(ds.root, "--copy-paste needs photos for every map")
+    bad: list[tuple[str, str]] = []
+    if cfg.skip_bad:
+        samples, bad = usable_samples(ds, samples, photos=cfg.copy_paste, workers=cfg.workers)
     index, cached = load_segment_index(
-        ds, cfg.split, min_area=cfg.min_area, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=progress
-    )
+        ds, cfg.split, min_area=cfg.min_area, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=progress,
+        samples=samples,
+    )  # fmt: skip
     where = f"split {cfg.split!r} of {cfg.root}"
-    return samples, Donors(index, ds.label_space, Path(cfg.root), where, cfg.min_area), cached
+    return samples, Donors(index, ds.label_space, Path(cfg.root), where, cfg.min_area), cached, bad
 
 
 def _shard_config(
@@ -216,7 +230,7 @@ def plan_compose(cfg: ComposeConfig, progress: Progress | None = None) -> Compos
     method = create_method(cfg.method, target=cfg.target, per_map=cfg.per_map, base=cfg.base)
     _validate(cfg, ls, method, names)
     check_output(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
-    samples, donors, cached = _donors(cfg, ds, progress)
+    samples, donors, cached, bad = _donors(cfg, ds, progress)
     sel = method.select(donors, names)
     total = cfg.count if cfg.count is not None else supplement_count(cfg.ratio or 0.5, donors.n_maps)
     if total < 1:
@@ -243,7 +257,7 @@ def plan_compose(cfg: ComposeConfig, progress: Progress | None = None) -> Compos
     config = _shard_config(cfg, ls, method, sel, total, donors)
     if ds.layout.name != "cityscapes":  # export writes the dataset's own layout back (Cityscapes: as before)
         config["layout"] = ds.layout.spec()
-    return ComposePlan(ctx, total, config, cached, method.fallbacks(ctx, total))
+    return ComposePlan(ctx, total, config, cached, method.fallbacks(ctx, total), tuple(bad))
 
 
 # The context of the run in progress; forked workers inherit it instead of unpickling it per task.
@@ -296,6 +310,8 @@ def _run_compose(cfg: ComposeConfig, progress: Progress | None) -> ComposeResult
         overwrite=cfg.overwrite,
         header=plan.manifest_header(),
     ) as writer:
+        if plan.bad:  # beside the shards, before them: a resumed run rewrites the same list
+            atomic_write_text(Path(cfg.out) / SKIPPED, "".join(f"{p}\t{why}\n" for p, why in plan.bad))
         todo = writer.pending()
         if todo and todo[0] > 0:
             progress.log(f"resuming at sample {todo[0]} of {total}")
@@ -324,6 +340,7 @@ def _run_compose(cfg: ComposeConfig, progress: Progress | None) -> ComposeResult
         index_cached=plan.cached,
         seconds=time.perf_counter() - t0,
         preview=preview,
+        bad=list(plan.bad),
     )
 
 

@@ -34,8 +34,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from cityscapes_tools.errors import DatasetFormatError
 from cityscapes_tools.instances import decode_instance, is_instance
 from cityscapes_tools.io import atomic_write_bytes
+from cityscapes_tools.layout import check_instances
 
 from ..dataset import DatasetSource, SamplePaths
 from ..errors import InputError
@@ -323,7 +325,48 @@ def _scan_one(i: int) -> _MapSegments:
     if (label.shape[0], label.shape[1]) != _SCAN["size"]:
         h, w = _SCAN["size"]
         raise InputError(s.label, f"map is {label.shape[1]}x{label.shape[0]}, the split's first map is {w}x{h}")
+    if inst is not None:  # segments are cut by instance: a wrong one would paste the wrong class
+        check_instances(inst, label, s.instance)
     return extract_segments(label, inst, ds.label_space, _SCAN["min_area"])
+
+
+def _check_one(i: int) -> tuple[tuple[int, int] | None, tuple[str, str] | None]:
+    """(map size, None) when sample ``i`` reads cleanly, else (None, (file, problem))."""
+    ds: DatasetSource = _SCAN["ds"]
+    s: SamplePaths = _SCAN["samples"][i]
+    try:
+        label = ds.read_label(s)
+        inst = ds.read_instance(s)
+        if inst is not None:
+            check_instances(inst, label, s.instance)
+        if _SCAN["photos"]:
+            ds.read_pair(s)
+        return (int(label.shape[0]), int(label.shape[1])), None
+    except (DatasetFormatError, InputError) as exc:
+        return None, (str(exc.path), exc.problem)
+
+
+def usable_samples(
+    ds: DatasetSource, samples: list[SamplePaths], *, photos: bool = False, workers: int = 1
+) -> tuple[list[SamplePaths], list[tuple[str, str]]]:
+    """``--skip-bad``: the samples whose files read cleanly, agree and have the first good map's size,
+    and (file, problem) of the others."""
+    _SCAN.update(ds=ds, samples=samples, photos=photos)
+    try:
+        checked = list(imap_ordered(_check_one, range(len(samples)), workers=workers, chunksize=4))
+    finally:
+        _SCAN.clear()
+    good: list[SamplePaths] = []
+    bad = [b for _, b in checked if b is not None]
+    sizes = [size for size, _ in checked if size is not None]
+    for s, (size, _) in zip(samples, checked, strict=True):
+        if size is not None and size != sizes[0]:
+            bad.append(
+                (str(s.label), f"map is {size[1]}x{size[0]}, the split's first map is {sizes[0][1]}x{sizes[0][0]}")
+            )
+        elif size is not None:
+            good.append(s)
+    return good, bad
 
 
 def build_segment_index(
@@ -379,6 +422,7 @@ def load_segment_index(
     cache_dir: str | Path | None = None,
     workers: int = 1,
     progress: Progress | None = None,
+    samples: list[SamplePaths] | None = None,
 ) -> tuple[SegmentIndex, bool]:
     """The segment index of ``split``, from the cache when the dataset is unchanged; returns (index, cached).
 
@@ -386,7 +430,7 @@ def load_segment_index(
     the re-scan next time.
     """
     progress = progress or NullProgress()
-    samples = ds.samples(split)
+    samples = ds.samples(split) if samples is None else samples  # given: those --skip-bad kept
     fp = index_fingerprint(samples, ds.root, split, ds.label_space, min_area)
     path = Path(cache_dir if cache_dir is not None else default_cache_dir()) / "segments" / f"{fp}.npz"
     if path.is_file():

@@ -184,8 +184,10 @@ def _run(cfg: ExperimentConfig, graph: Graph, progress: Progress, t0: float) -> 
     out = Path(cfg.out)
     runs = [StageRun(s, stage_status(s, out)) for s in graph.stages]
     result = ExperimentResult(graph, out, runs)
-    _save_plan(cfg, graph)
     todo = [r for r in runs if r.status != STATUS_DONE]
+    if todo:
+        _check_root(graph, progress)
+    _save_plan(cfg, graph)
     if cfg.executor == "slurm":
         from .slurm import run_slurm
 
@@ -198,6 +200,18 @@ def _run(cfg: ExperimentConfig, graph: Graph, progress: Progress, t0: float) -> 
         result.report = json.loads(report_json.read_text())
     atomic_write_json(out / "experiment.json", _summary(result))
     return result
+
+
+def _check_root(graph: Graph, progress: Progress) -> None:
+    """Decode every file of the plan's dataset root before anything is written: a bad file found by a
+    stage would stop the plan hours in, beside unfinished output."""
+    from ..check import check_dataset
+
+    ds = graph.plan.dataset
+    if ds.root is not None:
+        space = ds.space if ds.space is not None else ds.label_space
+        check_dataset(ds.root, ["train", "val"], workers=ds.workers or os.cpu_count() or 1, layout=ds.layout,
+                      label_space=space, progress=progress)  # fmt: skip
 
 
 def _summary(res: ExperimentResult) -> dict[str, Any]:

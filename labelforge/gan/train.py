@@ -51,8 +51,10 @@ import torch
 from .._lock import output_lock
 from .._rundir import RunDir
 from .._runtime import all_reduce_sum, distributed, per_process_batch
+from ..check import validate_samples
 from ..errors import LabelforgeError
 from ..labelspace import LabelSpace, get_label_space
+from ..outputs import check_output
 from ..progress import Progress, ProgressTask
 from .checkpoint import generator_spec
 from .config import TrainConfig
@@ -160,6 +162,9 @@ def train_generator(
     with output_lock(out, "train-generator"), distributed(cfg.device) as (info, device):
         ls = label_space if isinstance(label_space, LabelSpace) else get_label_space(label_space)
         data = _open_data(root, gen_cfg, cfg, ls, info.rank, info.world, device)
+        check_output(out, overwrite=overwrite, resume=resume)  # before the (long) check of every file
+        # Every pair decoded and checked now: a bad file found mid-epoch would cost the epochs before it.
+        validate_samples(data.train.samples, workers=cfg.workers, progress=progress if info.is_main else None)
         sampler_state = {"kind": "DistributedSampler", "seed": cfg.seed, "samples": len(data.train)}
         spec = generator_spec(gen_cfg, cfg, ls, sampler_state, fmt=trainer.FORMAT, root=root)
         run = RunDir.open(out, spec, info=info, device=device, overwrite=overwrite, resume=resume, progress=progress)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..check import validate_samples
 from ..dataset import SamplePaths, open_dataset
 from ..errors import InputError
 from ..labelspace import LabelSpace
@@ -180,6 +181,8 @@ def check_inputs(cfg: TrainEvalConfig) -> RunInputs:
             leaks.append((str(ss.path), why))
     if cfg.backbone_weights is not None and not Path(cfg.backbone_weights).is_file():
         raise InputError(cfg.backbone_weights, "backbone weights file not found")
+    # Every file decoded and checked (cheap checks first) before the run dir exists: one found mid-run costs the run.
+    validate_samples(train + val, workers=cfg.workers)
     # With --size every image is resized to it anyway; at native size the shards follow the originals.
     supp_size = native_size(cfg.root, train) if shards and cfg.size is None else None
     return RunInputs(label_space=ls, train=train, val=val, shards=shards, supp_size=supp_size, leaks=tuple(leaks))

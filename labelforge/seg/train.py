@@ -40,6 +40,7 @@ from .. import __version__
 from .._lock import output_lock
 from .._rundir import RUNTIME_FIELDS, RunDir, RunSpec
 from .._runtime import DistInfo, all_reduce_sum, distributed, per_process_batch
+from ..outputs import check_output
 from ..progress import Progress, ProgressTask
 from .data import MixSampler, PairTransform, TrainData, ValData, make_sampler, normalize
 from .metrics import METRICS_SCHEMA, ConfusionMatrix, metrics_summary, to_jsonable, write_metrics
@@ -205,6 +206,7 @@ def train_eval(
         >>> metrics = train_eval(resolve_config("tiny", root="data/mini", out="runs/a"))  # doctest: +SKIP
     """
     with output_lock(cfg.out, "train-eval"), distributed(cfg.device) as (info, device):
+        check_output(cfg.out, overwrite=overwrite, resume=resume)  # before the (long) check of every file
         inputs = check_inputs(cfg)
         n_supp = sum(len(s) for s in inputs.shards)
         plan = plan_epochs(cfg, n_orig=len(inputs.train), n_supp=n_supp, world=info.world)

@@ -113,10 +113,13 @@ class _OpenShard:
         f.attrs["pixel_counts"] = self.pixel_counts
         f.attrs["image_counts"] = self.image_counts
         f.attrs["instance_counts"] = self.instance_counts
-        f.close()
-        with open(self.tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self.tmp, self.final)
+        try:
+            f.close()
+            with open(self.tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(self.tmp, self.final)
+        except OSError as exc:  # a full disk: name the shard (the caller's abort removes the temporary file)
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.final)) from exc
 
     def entry(self) -> dict[str, Any]:
         """The finished shard's manifest entry, as entry_from_file would rebuild it, without reopening it."""

@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ class StatsConfig:
     out: Path | None = None
     overwrite: bool = False
     figure: bool = True
+    skip_bad: bool = False  # leave out (and list) maps that fail to read instead of stopping
 
 
 def _check(cfg: StatsConfig) -> None:
@@ -72,9 +73,12 @@ def compute_stats(cfg: StatsConfig, progress: Progress | None = None) -> StatsRe
     # Shard counts first: a broken manifest fails before the long part.
     by_name: dict[str, Counts] = {s.name: shard_counts(s, ls) for s in sources if s.kind == "shards"}
     if datasets:  # shard dirs alone need no decoding, hence no workers and no progress bar
-        counted = count_jobs([s.jobs for s in datasets], valid=valid, workers=workers, progress=progress)
+        counted = count_jobs(
+            [s.jobs for s in datasets], valid=valid, workers=workers, progress=progress, skip_bad=cfg.skip_bad
+        )
         by_name.update({s.name: c for s, c in zip(datasets, counted, strict=True)})
-    return summarize(
+    skipped = tuple(b for c in by_name.values() for b in c.bad)
+    res = summarize(
         ls,
         [(s, by_name[s.name]) for s in sources],
         all_ids=cfg.all_ids,
@@ -83,6 +87,7 @@ def compute_stats(cfg: StatsConfig, progress: Progress | None = None) -> StatsRe
         weak_threshold=cfg.weak_threshold,
         max_classes=cfg.max_classes,
     )
+    return replace(res, skipped=skipped)
 
 
 def run_stats(cfg: StatsConfig, progress: Progress | None = None) -> StatsResult:

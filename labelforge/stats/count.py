@@ -27,7 +27,9 @@ import numpy as np
 from cityscapes_tools.errors import DatasetFormatError
 from cityscapes_tools.instances import decode_instance, is_instance
 from cityscapes_tools.io import read_label, read_png
+from cityscapes_tools.layout import check_instances
 
+from ..errors import InputError
 from ..layouts.masks import MaskCodec
 from ..layouts.masks import histogram as _histogram
 from ..progress import NullProgress, Progress
@@ -54,12 +56,14 @@ class Counts:
     pixel_counts: np.ndarray = field(default_factory=_zeros)  # pixels per label id
     image_counts: np.ndarray = field(default_factory=_zeros)  # maps containing the id
     instance_counts: np.ndarray | None = None  # distinct instance ids per class id
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (file, problem) of maps skipped as bad
 
     def add(self, other: Counts) -> None:
         self.images += other.images
         self.pixels += other.pixels
         self.pixel_counts += other.pixel_counts
         self.image_counts += other.image_counts
+        self.bad += other.bad
         if other.instance_counts is not None:
             if self.instance_counts is None:
                 self.instance_counts = _zeros()
@@ -135,22 +139,31 @@ def count_map(job: MapJob, valid: np.ndarray | None = None) -> Counts:
     """Read one sample's label map (and instance map) and count it."""
     if job.masks is not None and not job.masks.plain:
         pix, shape = job.masks.id_histogram(job.label)  # values checked and moved to their ids
+        label = None
     else:
         label = read_label(job.label, check_values=False)  # ids are checked by count_label's histogram
         pix, shape = count_label(label, job.label, valid), label.shape
     inst = None
     if job.instance is not None:
-        inst = count_instances(_read_instance(job.instance, shape), job.instance, valid)
+        arr = _read_instance(job.instance, shape)
+        if label is not None:  # wrong instances would count wrong instances per class
+            check_instances(arr, label, job.instance)
+        inst = count_instances(arr, job.instance, valid)
     return Counts(1, shape[0] * shape[1], pix, (pix > 0).astype(np.int64), inst)
 
 
 # -- parallel reading -------------------------------------------------------------------------------
-def _count_chunk(jobs: Sequence[MapJob], valid: np.ndarray | None) -> Counts:
+def _count_chunk(jobs: Sequence[MapJob], valid: np.ndarray | None, skip_bad: bool = False) -> Counts:
     """Worker body: the summed counts of a chunk. A bad file raises DatasetFormatError, which
-    pickles, so it reaches the parent as the same one-line error."""
+    pickles, so it reaches the parent as the same one-line error; with ``skip_bad`` it is listed instead."""
     total = Counts()
     for job in jobs:
-        total.add(count_map(job, valid))
+        try:
+            total.add(count_map(job, valid))
+        except (DatasetFormatError, InputError) as exc:
+            if not skip_bad:
+                raise
+            total.bad.append((str(exc.path), exc.problem))
     return total
 
 
@@ -171,6 +184,7 @@ def count_jobs(
     workers: int = 1,
     progress: Progress | None = None,
     description: str = "counting label maps",
+    skip_bad: bool = False,
 ) -> list[Counts]:
     """Count several groups of maps (one group per source/split) with ``workers`` processes.
 
@@ -187,14 +201,14 @@ def count_jobs(
     with progress.task(description, total=total) as bar:
         if workers <= 1 or len(tasks) <= 1:
             for g, chunk in tasks:
-                results[g].add(_count_chunk(chunk, valid))
+                results[g].add(_count_chunk(chunk, valid, skip_bad))
                 bar.advance(len(chunk))
             return results
         ctx = multiprocessing.get_context("forkserver")  # a clean, thread-free parent for the workers
         ctx.set_forkserver_preload([__name__])
         with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx, initializer=_worker_init) as pool:
             pending: dict[Future, tuple[int, int]] = {
-                pool.submit(_count_chunk, chunk, valid): (g, len(chunk)) for g, chunk in tasks
+                pool.submit(_count_chunk, chunk, valid, skip_bad): (g, len(chunk)) for g, chunk in tasks
             }
             try:
                 while pending:

@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 STATS_JSON, STATS_CSV, STATS_PNG = "stats.json", "stats.csv", "stats.png"
+SKIPPED = "skipped.txt"  # --skip-bad: one "file<TAB>problem" line per map left out
 CSV_COLUMNS = (
     "class", "id", "train_id", "source", "kind", "split", "images", "appearance_freq", "pixels", "pixel_freq",
     "mean_area_px", "instances", "instances_per_image", "appearance_shift", "iou", "rare", "weak", "recommended",
@@ -173,10 +174,15 @@ def check_output(out: str | Path, overwrite: bool) -> None:
 def write_outputs(res: StatsResult, out: str | Path, *, overwrite: bool = False, figure: bool = True) -> list[str]:
     """Write stats.json, stats.csv (and stats.png) into ``out``; returns the file names written."""
     check_output(out, overwrite)
+    doc = stats_dict(res)
+    if res.skipped:  # absent otherwise: stats.json of a clean run stays as it was
+        doc["skipped"] = [{"file": path, "problem": problem} for path, problem in res.skipped]
     files: dict[str, bytes] = {
-        STATS_JSON: (json.dumps(stats_dict(res), indent=2, allow_nan=False) + "\n").encode(),
+        STATS_JSON: (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode(),
         STATS_CSV: stats_csv(res).encode(),
     }
+    if res.skipped:
+        files[SKIPPED] = "".join(f"{path}\t{problem}\n" for path, problem in res.skipped).encode()
     if figure:
         from .figure import render_figure  # matplotlib is imported only here
 

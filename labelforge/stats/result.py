@@ -100,6 +100,7 @@ class StatsResult:
     iou: IouTable | None = None
     mean_iou: float | None = None
     correlation: Correlation | None = None
+    skipped: tuple[tuple[str, str], ...] = ()  # (file, problem) of the maps --skip-bad left out
 
     def by_appearance(self) -> list[ClassStats]:
         """Classes sorted by appearance frequency in the reference, most frequent first."""
