@@ -129,8 +129,19 @@ def check_unlocked(out: str | Path) -> None:
         raise _refusal(out, holder)
 
 
+def check_writable(out: str | Path) -> None:
+    """Raise InputError when ``out`` (or the folder it would be made in) may not be written: refused before
+    the work, not after it."""
+    where = Path(out).absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise InputError(where, "permission denied: cannot write the output here")
+
+
 def _make_dirs(out: Path) -> list[Path]:
     """mkdir -p ``out``; the folders it created, deepest first (removed again if left empty)."""
+    check_writable(out)  # before mkdir: root may create folders where the user asked for none to be
     created = []
     p = out
     while not p.exists():

@@ -70,7 +70,7 @@ def validate_samples(samples: Sequence[Sample], *, workers: int = 1, progress: P
     the first problem raises its one-line error. The training commands run this before they write.
     """
     progress = progress or NullProgress()
-    with progress.task("checking files", total=len(samples)) as bar:
+    with progress.task("checking files", total=len(samples), transient=True) as bar:
         if workers <= 1 or len(samples) < _POOL_MIN:
             for s in samples:
                 validate_sample(s)

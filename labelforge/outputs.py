@@ -18,15 +18,14 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from cityscapes_tools.io import atomic_write_bytes
 
-from ._lock import LOCK, check_unlocked
-from .errors import InputError, OutputExistsError
+from ._lock import LOCK, check_unlocked, check_writable
+from .errors import OutputExistsError
 
 __all__ = [
     "SUCCESS",
@@ -69,16 +68,6 @@ def check_output(out: str | Path, *, overwrite: bool = False, resume: bool = Fal
     if resumable:
         raise OutputExistsError(out, "output holds unfinished work; pass --resume to continue or --overwrite")
     raise OutputExistsError(out, "output folder is not empty; pass --overwrite to replace it")
-
-
-def check_writable(out: str | Path) -> None:
-    """Raise InputError when ``out`` (or the folder it would be made in) may not be written: refused before
-    the work, not after it."""
-    where = Path(out).absolute()
-    while not where.exists() and where != where.parent:
-        where = where.parent
-    if not os.access(where, os.W_OK | os.X_OK):
-        raise InputError(where, "permission denied: cannot write the output here")
 
 
 def prepare_output(out: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:

@@ -33,7 +33,8 @@ class ProgressTask:
 class Progress:
     """Factory of progress tasks. The default draws nothing (library use, tests)."""
 
-    def task(self, description: str, total: int | None = None) -> ProgressTask:
+    def task(self, description: str, total: int | None = None, *, transient: bool = False) -> ProgressTask:
+        """``transient``: the bar vanishes when done (a preflight check, not a result to keep on screen)."""
         return ProgressTask()
 
     def log(self, message: str) -> None:

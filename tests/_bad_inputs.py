@@ -140,13 +140,14 @@ def broken_root(world: World, case: str, where: Path) -> tuple[Path, list[Path]]
 
 # -- the promise every refusal keeps ----------------------------------------------------------------
 def snapshot(*trees: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under ``trees`` with its size and modification time."""
+    """Every file and folder under ``trees``: a file with its size and modification time, a folder as
+    present (a folder's own mtime moves when a refused run takes and drops its lock inside the parent)."""
     out: dict[str, tuple[int, int]] = {}
     for t in trees:
         if t.exists():
             for p in [t, *t.rglob("*")]:
                 st = p.stat()
-                out[str(p)] = (st.st_size if p.is_file() else -1, st.st_mtime_ns)
+                out[str(p)] = (st.st_size, st.st_mtime_ns) if p.is_file() else (-1, 0)
     return out
 
 

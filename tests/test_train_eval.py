@@ -156,7 +156,7 @@ class _StopAt(Progress):
     def __init__(self, n: int) -> None:
         self.n = n
 
-    def task(self, description: str, total: int | None = None) -> ProgressTask:
+    def task(self, description: str, total: int | None = None, **kw: object) -> ProgressTask:
         outer = self
 
         class _T(ProgressTask):

@@ -152,7 +152,7 @@ class RichProgress(Progress):
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
 
-    def task(self, description: str, total: int | None = None) -> ProgressTask:
+    def task(self, description: str, total: int | None = None, *, transient: bool = False) -> ProgressTask:
         bar = RichBar(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -163,7 +163,7 @@ class RichProgress(Progress):
             TimeRemainingColumn(),
             TextColumn("{task.fields[info]}"),
             console=err_console,
-            transient=False,
+            transient=transient,
             disable=self.quiet,
         )
         bar.start()
