@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# make demo: the paper's experiment on the embedded mini-Cityscapes, sized for a CPU (about 20 minutes
+# make demo: the paper's experiment on the embedded mini-Cityscapes, sized for a CPU (about 14 minutes
 # on 2 cores). One command runs plans/demo.toml: synth -> stats -> train-generator -> compose -> render
-# (GAN and oracle painter) -> train-eval (9 conditions x 3 seeds) -> report, and prints the final table.
+# (GAN and oracle painter) -> train-eval (11 conditions x 3 seeds) -> report, and prints the final table.
 #
 # Everything goes to demo-out/experiment (DEMO_OUT to change demo-out). Stages are keyed by their
 # configs, so an interrupted demo continues where it stopped when run again, and a finished one

@@ -169,7 +169,8 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> None:
     proc.wait()
 
 
-@pytest.mark.slow  # a second run of the quick plan (about 2 minutes)
+# In the default run (about 2 minutes: a second run of the quick plan): the promise that a killed
+# `make demo` loses nothing is what users rely on most.
 def test_killed_plan_finishes_with_the_same_numbers(finished: ExperimentResult, tmp_path: Path) -> None:
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "labelforge.cli.app", "experiment", str(QUICK), "--out", str(out), "-q"]

@@ -5,7 +5,7 @@ Presets:
 * ``tiny`` — ResNet-18, images resized to 128x256, whole-image crops, batch 8, 100 iterations
   (800 images): a run on the mini-Cityscapes takes a few CPU minutes (a smoke test of the
   method, not a result).
-* ``fast`` — what ``make demo`` trains 36 times: ResNet-18 at a quarter of its width
+* ``fast`` — what ``make demo`` trains 33 times: ResNet-18 at a quarter of its width
   (``resnet18-w0.25``, 1.05 M parameters), 64x128 images, batch 8, lr 0.02, 250 iterations (2000
   images, about 20 s on 2 CPU cores), one evaluation at the end. Calibrated so that on the 64x128
   mini-Cityscapes the frequent classes are learnt and the rare ones are not yet (docs/experiments.md).
