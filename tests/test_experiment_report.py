@@ -128,3 +128,15 @@ def test_quality_of_the_training_shards_stands_beside_each_condition(tmp_path: P
     assert "the baseline run of seed 0" in md and "not FID" in md
     page = (tmp_path / "report" / "report.html").read_text()
     assert "Render quality of the training shards" in page and "<td>12.50% (x1.25)</td>" in page
+
+
+def test_quality_legend_warns_when_the_judge_cannot_see_the_augmented_classes() -> None:
+    from labelforge.report.experiment_tables import quality_legend
+
+    def doc(judge_wall_iou: float) -> dict:
+        base = {"label": "baseline", "per_class": {"wall": {"values": [judge_wall_iou, 0.5]}, "bus": {"values": []}}}
+        return {"rows": [base], "baseline": "baseline", "classes": ["wall", "bus"], "judge": {"seed": 0}}
+
+    blind = quality_legend(doc(0.0))
+    assert "finds the augmented classes in the val photos at IoU wall 0.00" in blind and "cannot tell" in blind
+    assert "cannot tell" not in quality_legend(doc(0.10))  # a judge that sees wall at 10 IoU can grade it

@@ -142,7 +142,27 @@ def quality_legend(doc: dict[str, Any]) -> str:
         "mIoU of its predictions against the label maps the photos were made from, over the augmented classes "
         f"and over the others (in %). Feature distance to the val photos: {fd}. A filter condition's training "
         "shards are measured after filtering (its dropped pixels are ignored); 'dropped' is the share of "
-        "labelled pixels it marked ignore."
+        "labelled pixels it marked ignore." + _blind_judge(doc)
+    )
+
+
+BLIND_IOU = 0.05  # a judge that finds a class below this IoU in real photos cannot grade renders of it
+
+
+def _blind_judge(doc: dict[str, Any]) -> str:
+    """A warning when the judge cannot see the augmented classes (then 'consistency augmented' reads ~0 for
+    every row, the oracle's included, and says nothing about the renders)."""
+    base = next(r for r in doc["rows"] if r["label"] == doc["baseline"])
+    # The judge is the baseline's first-seed run: the first of its per-seed values.
+    seen = {c: s["values"][0] for c in doc["classes"] if (s := base["per_class"].get(c)) and s.get("values")}
+    seen = {c: v for c, v in seen.items() if v is not None}
+    if not seen or max(seen.values()) >= BLIND_IOU:
+        return ""
+    ious = ", ".join(f"{c} {_pct(v)}" for c, v in seen.items())
+    return (
+        f" The judge itself finds the augmented classes in the val photos at IoU {ious}: below "
+        f"{100 * BLIND_IOU:g}, its consistency on them cannot tell a faithful render from a poor one (for a "
+        "judge that knows them, see docs/experiments.md, 'Why the generated data helps so little here')."
     )
 
 
