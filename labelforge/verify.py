@@ -10,7 +10,10 @@ It recognises the folder by what it holds and lists every problem found, one per
   one stored chunk per sample, and photos for every sample once rendered; then ``_SUCCESS``;
 * a run dir (``run.json``: train-eval, train-generator): ``run.json``, the checkpoint loads and is of
   the run's label space, ``log.jsonl`` parses, and for train-eval ``metrics.json``; then ``_SUCCESS``;
-* an evaluate output (``metrics.json`` written by ``labelforge evaluate``): the metrics file.
+* an evaluate output (``metrics.json`` written by ``labelforge evaluate``): the metrics file;
+* an experiment folder (``graph.json``, ``labelforge experiment``): every stage of the graph as last
+  run is finished (``stage.json`` and ``_SUCCESS``), and each shard dir and run dir among them passes
+  the checks above.
 
 A run's ``.lock`` (held while a command writes) is no part of its output and is ignored.
 
@@ -63,6 +66,8 @@ def dir_kind(path: Path) -> str:
         raise InputError(path, "not a directory" if path.exists() else "does not exist")
     if (path / "manifest.json").exists():
         return "shard dir"
+    if (path / "graph.json").exists():
+        return "experiment"
     run = _json_or_none(path / "run.json")
     if isinstance(run, dict) and run.get("command") in ("train-eval", "train-generator"):
         return f"{run['command']} run"
@@ -78,7 +83,8 @@ def dir_kind(path: Path) -> str:
         return "evaluate output"
     raise InputError(
         path,
-        "not a labelforge output verify knows (a shard dir, a train-eval or train-generator run, an evaluate output)",
+        "not a labelforge output verify knows (a shard dir, a train-eval or train-generator run, an evaluate "
+        "output, an experiment folder)",
     )
 
 
@@ -98,8 +104,32 @@ def verify_dir(path: str | Path) -> VerifyResult:
     res = VerifyResult(path, kind)
     if kind == "shard dir":
         check_shard_dir(path, res)
+    elif kind == "experiment":
+        _check_experiment(path, res)
     elif kind == "evaluate output":
         check_evaluate(path, res)
     else:
         check_run(path, res, kind.removesuffix(" run"))
     return res
+
+
+# Stage kinds whose folders verify checks in depth; the others (synth, stats, quality, report) are
+# checked for being finished only.
+_DEEP = {"compose", "render", "filter", "train-eval", "train-generator"}
+
+
+def _check_experiment(path: Path, res: VerifyResult) -> None:
+    graph = _json_or_none(path / "graph.json")
+    if not isinstance(graph, list) or not all(isinstance(s, dict) and "folder" in s for s in graph):
+        res.problems.append(Problem(path / "graph.json", "not a stage graph written by labelforge experiment"))
+        return
+    deep = 0
+    for stage in graph:
+        folder = path / stage["folder"]
+        if not (folder / "stage.json").exists() or not (folder / SUCCESS).exists():
+            res.problems.append(Problem(folder, "stage not finished; run the plan again to finish it"))
+            continue
+        if stage.get("kind") in _DEEP:
+            deep += 1
+            res.problems += verify_dir(folder).problems
+    res.summary = f"{len(graph)} stages, {deep} shard and run folders checked in depth"

@@ -159,6 +159,30 @@ def test_changed_option_reruns_only_its_dependants(finished: ExperimentResult, t
     }  # fmt: skip
 
 
+def test_verify_checks_every_stage_of_an_experiment_folder(finished: ExperimentResult, tmp_path: Path) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from labelforge.cli.app import app
+    from labelforge.verify import verify_dir
+
+    res = verify_dir(finished.out)
+    assert res.kind == "experiment" and res.ok, res.problems
+    out = shutil.copytree(finished.out, tmp_path / "copy")  # damaged below; the fixture stays whole
+    shard = next((out / "render").glob("*/shard-00000.h5"))
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    run = next((out / "train-eval").glob("baseline-*"))
+    (run / "_SUCCESS").unlink()
+    problems = [str(p) for p in verify_dir(out).problems]
+    assert any(str(shard) in p and "checksum mismatch" in p for p in problems), problems
+    assert any(str(run) in p and "not finished" in p for p in problems), problems
+    cli = CliRunner().invoke(app, ["verify", str(out)])
+    assert cli.exit_code == 2
+
+
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> None:
     t0 = time.perf_counter()
     while not ready():

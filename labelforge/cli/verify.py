@@ -13,14 +13,20 @@ from ._common import console, err_console, handle_errors
 
 @handle_errors
 def verify(
-    path: Annotated[Path, typer.Argument(help="Output folder: a shard dir, a train-eval / train-generator run, ...")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Output folder: shard dir, train-eval or train-generator run, evaluate output, experiment."
+        ),
+    ],
 ) -> None:
     """Check a labelforge output folder and list every problem, one line each (file: problem), exit 2 if
     any. Shard dirs (compose, render, filter): manifest, checksums, per-sample shapes and label ids,
     photos after render. Run dirs (train-eval, train-generator): run.json, checkpoint, log, metrics.
-    Evaluate outputs: metrics.json.
+    Evaluate outputs: metrics.json. Experiment folders: every stage finished, and each shard and run folder
+    among them checked as above.
 
-    Example: labelforge verify out/render && labelforge verify runs/base
+    Example: labelforge verify out/render && labelforge verify runs/base && labelforge verify demo-out/experiment
     """
     from ..verify import verify_dir
 
