@@ -211,7 +211,7 @@ def _check_root(graph: Graph, progress: Progress) -> None:
     if ds.root is not None:
         space = ds.space if ds.space is not None else ds.label_space
         check_dataset(ds.root, ["train", "val"], workers=ds.workers or os.cpu_count() or 1, layout=ds.layout,
-                      label_space=space, progress=progress)  # fmt: skip
+                      label_space=space, progress=progress, remember=True)  # fmt: skip
 
 
 def _summary(res: ExperimentResult) -> dict[str, Any]:

@@ -164,7 +164,9 @@ def train_generator(
         data = _open_data(root, gen_cfg, cfg, ls, info.rank, info.world, device)
         check_output(out, overwrite=overwrite, resume=resume)  # before the (long) check of every file
         # Every pair decoded and checked now: a bad file found mid-epoch would cost the epochs before it.
-        validate_samples(data.train.samples, workers=cfg.workers, progress=progress if info.is_main else None)
+        validate_samples(
+            data.train.samples, workers=cfg.workers, progress=progress if info.is_main else None, remember=True
+        )
         sampler_state = {"kind": "DistributedSampler", "seed": cfg.seed, "samples": len(data.train)}
         spec = generator_spec(gen_cfg, cfg, ls, sampler_state, fmt=trainer.FORMAT, root=root)
         run = RunDir.open(out, spec, info=info, device=device, overwrite=overwrite, resume=resume, progress=progress)

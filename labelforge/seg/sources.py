@@ -182,7 +182,7 @@ def check_inputs(cfg: TrainEvalConfig) -> RunInputs:
     if cfg.backbone_weights is not None and not Path(cfg.backbone_weights).is_file():
         raise InputError(cfg.backbone_weights, "backbone weights file not found")
     # Every file decoded and checked (cheap checks first) before the run dir exists: one found mid-run costs the run.
-    validate_samples(train + val, workers=cfg.workers)
+    validate_samples(train + val, workers=cfg.workers, remember=True)
     # With --size every image is resized to it anyway; at native size the shards follow the originals.
     supp_size = native_size(cfg.root, train) if shards and cfg.size is None else None
     return RunInputs(label_space=ls, train=train, val=val, shards=shards, supp_size=supp_size, leaks=tuple(leaks))
